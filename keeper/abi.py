@@ -1,0 +1,103 @@
+"""Contract ABIs from `abis/` and fast call encoding/decoding with eth-abi."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode, encode
+from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector
+
+_REPO_ABIS = Path(__file__).resolve().parent.parent / "abis"
+
+
+@cache
+def load_abi(name: str) -> list[dict[str, Any]]:
+    """ABI JSON by file stem (e.g. 'AaveV3Pool'), from the installed package or the source tree."""
+    try:
+        text = resources.files("keeper.abis").joinpath(f"{name}.json").read_text()
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+        text = (_REPO_ABIS / f"{name}.json").read_text()
+    return list(json.loads(text))
+
+
+def _type(param: dict[str, Any]) -> str:
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        return "(" + ",".join(_type(c) for c in param["components"]) + ")" + t[len("tuple") :]
+    return t
+
+
+@dataclass(frozen=True)
+class Fn:
+    """One contract function: selector, argument and return types."""
+
+    name: str
+    selector: bytes
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def encode(self, *args: Any) -> bytes:
+        return self.selector + encode(list(self.inputs), list(args))
+
+    def decode(self, data: bytes) -> tuple[Any, ...]:
+        return tuple(decode(list(self.outputs), data))
+
+
+@cache
+def fn(abi_name: str, name: str) -> Fn:
+    for item in load_abi(abi_name):
+        if item.get("type") == "function" and item["name"] == name:
+            return Fn(
+                name=name,
+                selector=bytes(function_abi_to_4byte_selector(item)),  # type: ignore[arg-type]
+                inputs=tuple(_type(p) for p in item["inputs"]),
+                outputs=tuple(_type(p) for p in item["outputs"]),
+            )
+    raise KeyError(f"{abi_name} has no function {name}")
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    topic: bytes
+    indexed: tuple[tuple[str, str], ...]
+    data: tuple[tuple[str, str], ...]
+
+    def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for (pname, ptype), topic in zip(self.indexed, topics[1:], strict=True):
+            out[pname] = decode([ptype], bytes(topic))[0]
+        values = decode([t for _, t in self.data], bytes(data))
+        out.update({pname: v for (pname, _), v in zip(self.data, values, strict=True)})
+        return out
+
+
+@cache
+def event(abi_name: str, name: str) -> Event:
+    for item in load_abi(abi_name):
+        if item.get("type") == "event" and item["name"] == name:
+            return Event(
+                name=name,
+                topic=bytes(event_abi_to_log_topic(item)),  # type: ignore[arg-type]
+                indexed=tuple((p["name"], _type(p)) for p in item["inputs"] if p["indexed"]),
+                data=tuple((p["name"], _type(p)) for p in item["inputs"] if not p["indexed"]),
+            )
+    raise KeyError(f"{abi_name} has no event {name}")
+
+
+def revert_reason(data: bytes | str | None) -> str:
+    """Decode Error(string) / Panic(uint256) revert data into text."""
+    if data is None:
+        return "reverted without data"
+    if isinstance(data, str):
+        data = bytes.fromhex(data[2:] if data.startswith("0x") else data)
+    if data[:4] == bytes.fromhex("08c379a0"):
+        return str(decode(["string"], data[4:])[0])
+    if data[:4] == bytes.fromhex("4e487b71"):
+        return f"panic 0x{decode(['uint256'], data[4:])[0]:x}"
+    return "0x" + data.hex() if data else "reverted without data"

@@ -1,0 +1,144 @@
+"""Chain access: the only module (with execution/) that talks JSON-RPC.
+
+`Chain` wraps an AsyncWeb3 and offers what the keeper reads: the head, batched calls through
+Multicall3 `aggregate3` pinned to one block, and chunked `eth_getLogs` that halves its range
+when a node refuses it. Failures and garbage replies become `TransientError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+from web3 import AsyncWeb3
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from keeper.abi import fn
+from keeper.errors import FatalError, TransientError
+
+log = logging.getLogger("keeper.chain")
+
+AGGREGATE3 = fn("Multicall3", "aggregate3")
+
+
+def is_revert(exc: BaseException) -> bool:
+    """True for a contract revert: web3's ContractLogicError, or eth-tester's TransactionFailed
+    (which the in-process provider raises as is)."""
+    return isinstance(exc, ContractLogicError) or type(exc).__name__ == "TransactionFailed"
+
+
+def revert_text(exc: BaseException) -> str:
+    msg = getattr(exc, "message", None) or str(exc)
+    return str(msg).replace("execution reverted: ", "").replace("execution reverted", "").strip() or "reverted"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One read: `target.call(data)`; `allow_failure` lets the batch go on when it reverts."""
+
+    target: str
+    data: bytes
+    allow_failure: bool = False
+
+
+@dataclass(frozen=True)
+class Head:
+    number: int
+    timestamp: int
+    base_fee_wei: int
+    hash: bytes
+
+
+class Chain:
+    def __init__(self, w3: AsyncWeb3[Any], multicall3: str, *, multicall_chunk: int = 400, log_chunk: int = 5_000):
+        self.w3 = w3
+        self.multicall3 = to_checksum_address(multicall3)
+        self.multicall_chunk = multicall_chunk
+        self.log_chunk = log_chunk
+        self.requests = 0
+        """JSON-RPC requests this Chain has sent (for reports and benchmarks)."""
+
+    async def chain_id(self) -> int:
+        self.requests += 1
+        try:
+            return int(await self.w3.eth.chain_id)
+        except (Web3Exception, OSError, ValueError) as exc:
+            raise TransientError(f"eth_chainId failed: {exc}") from exc
+
+    async def check_chain_id(self, expected: int) -> None:
+        actual = await self.chain_id()
+        if actual != expected:
+            raise FatalError(
+                f"the RPC is on chain id {actual} but the configuration says {expected}: refusing to start"
+            )
+
+    async def head(self, block: int | str = "latest") -> Head:
+        self.requests += 1
+        try:
+            b = await self.w3.eth.get_block(block)  # type: ignore[arg-type]
+            return Head(
+                number=int(b["number"]),
+                timestamp=int(b["timestamp"]),
+                base_fee_wei=int(b.get("baseFeePerGas", 0) or 0),
+                hash=bytes(b["hash"]),
+            )
+        except (Web3Exception, OSError, ValueError, KeyError, TypeError) as exc:
+            raise TransientError(f"eth_getBlockByNumber({block}) failed: {exc}") from exc
+
+    async def call(self, to: str, data: bytes, block: int | str = "latest", sender: str | None = None) -> bytes:
+        self.requests += 1
+        tx: dict[str, Any] = {"to": to_checksum_address(to), "data": data}
+        if sender:
+            tx["from"] = to_checksum_address(sender)
+        try:
+            return bytes(await self.w3.eth.call(tx, block))  # type: ignore[arg-type]
+        except Exception as exc:
+            if is_revert(exc):
+                raise ContractLogicError(revert_text(exc)) from exc
+            if not isinstance(exc, Web3Exception | OSError | ValueError | TypeError):
+                raise
+            raise TransientError(f"eth_call to {to} failed: {exc}") from exc
+
+    async def multicall(self, calls: Sequence[Call], block: int) -> list[bytes | None]:
+        """Results in order; None where an allow_failure call reverted. One request per chunk."""
+        out: list[bytes | None] = []
+        for start in range(0, len(calls), self.multicall_chunk):
+            chunk = calls[start : start + self.multicall_chunk]
+            payload = AGGREGATE3.encode([(to_checksum_address(c.target), c.allow_failure, c.data) for c in chunk])
+            try:
+                raw = await self.call(self.multicall3, payload, block)
+                (results,) = AGGREGATE3.decode(raw)
+            except ContractLogicError as exc:
+                raise TransientError(f"multicall at block {block} reverted: {exc}") from exc
+            except Exception as exc:  # eth-abi decoding of a garbage reply
+                if isinstance(exc, TransientError):
+                    raise
+                raise TransientError(f"multicall at block {block}: undecodable reply: {exc}") from exc
+            if len(results) != len(chunk):
+                raise TransientError(f"multicall returned {len(results)} results for {len(chunk)} calls")
+            out.extend(bytes(data) if ok else None for ok, data in results)
+        return out
+
+    async def get_logs(self, address: str, topics: list[Any], from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """All logs in [from_block, to_block], in chunks; a refused range is halved and retried."""
+        logs: list[dict[str, Any]] = []
+        start, size = from_block, self.log_chunk
+        while start <= to_block:
+            end = min(to_block, start + size - 1)
+            self.requests += 1
+            try:
+                got = await self.w3.eth.get_logs(
+                    {"address": to_checksum_address(address), "topics": topics, "fromBlock": start, "toBlock": end}
+                )
+            except (Web3Exception, OSError, ValueError) as exc:
+                if end > start:
+                    size = max(1, (end - start + 1) // 2)
+                    log.info("eth_getLogs %d-%d refused (%s); retrying with %d blocks", start, end, exc, size)
+                    continue
+                raise TransientError(f"eth_getLogs at block {start} failed: {exc}") from exc
+            logs.extend(dict(entry) for entry in got)
+            start = end + 1
+        return logs

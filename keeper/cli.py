@@ -1,0 +1,113 @@
+"""The `keeper` command: a thin layer over keeper.service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from keeper.errors import ConfigError, FatalError, KeeperError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--network", default="local", help="config/<network>.toml, or a path to a TOML file (default: local)"
+    )
+    p.add_argument(
+        "--env-file",
+        default=None,
+        help="env file with KEEPER_RPC_URL and the key (KEEPER_PRIVATE_KEY or KEEPER_KEYSTORE + "
+        "KEEPER_KEYSTORE_PASSWORD); the process environment wins over it",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keeper", description=__doc__ or "")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="watch the market each block: protect your accounts, liquidate others")
+    _common(run)
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="simulate every action with eth_call, never sign or send (KEEPER_ADDRESS suffices)",
+    )
+    run.add_argument("--blocks", type=int, default=None, help="stop after this many new blocks (default: run forever)")
+    status = sub.add_parser("status", help="print monitored accounts: health, liquidation price, distance")
+    _common(status)
+    status.add_argument("--top", type=int, default=25, help="show the N riskiest accounts (default 25)")
+    deploy = sub.add_parser(
+        "deploy-testnet", help="deploy our Aave v3-compatible test market to a dev node (anvil) and print its config"
+    )
+    deploy.add_argument("--rpc-url", default="http://127.0.0.1:8545", help="dev node with unlocked accounts")
+    deploy.add_argument("--write", default=None, metavar="PATH", help="also write the config TOML to PATH")
+    demo = sub.add_parser("demo", help="run the keeper on an embedded local chain through a price crash")
+    demo.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("web3", "eth", "urllib3", "asyncio", "eth_tester", "evm"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(getattr(args, "verbose", False))
+    if args.command in ("demo", "deploy-testnet"):
+        logging.getLogger("keeper.decision").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(_dispatch(args))
+    except ConfigError as exc:
+        print(f"keeper: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FatalError as exc:
+        print(f"keeper: fatal: {exc}", file=sys.stderr)
+        return 3
+    except KeeperError as exc:
+        print(f"keeper: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: Any) -> int:
+    if args.command == "demo":
+        from keeper.demo import run_demo
+
+        result = await run_demo()
+        return 0 if result.failures == 0 and result.protections and result.liquidations else 1
+    if args.command == "deploy-testnet":
+        from keeper.runtime import deploy_testnet
+
+        text = await deploy_testnet(args.rpc_url)
+        print(text)
+        if args.write:
+            with open(args.write, "w") as f:
+                f.write(text)
+        return 0
+    from keeper.runtime import open_keeper, print_status
+
+    keeper = await open_keeper(
+        args.network,
+        args.env_file,
+        dry_run=getattr(args, "dry_run", False),
+        require_key=args.command == "run" and not args.dry_run,
+    )
+    if args.command == "status":
+        await keeper.start()
+        print_status(keeper, args.top)
+        return 0
+    await keeper.run(blocks=args.blocks)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,316 @@
+"""Settings: `config/<network>.toml` for everything public, the environment for secrets.
+
+Parsed once into a frozen `Settings` and passed down; opens no connections. Every problem is
+collected and reported together, naming the file and key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from eth_utils import is_checksum_address, to_checksum_address
+
+from keeper.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A string that never prints itself."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class AaveMarket:
+    pool: str
+    """Aave v3 Pool (proxy) address."""
+    oracle: str
+    """AaveOracle address (prices in the base currency, 8 decimals on USD markets)."""
+    multicall3: str
+    start_block: int = 0
+    """First block scanned for the Pool's events when discovering accounts."""
+
+
+@dataclass(frozen=True)
+class ProtectSettings:
+    accounts: tuple[str, ...] = ()
+    """Positions to keep healthy (usually the key's own address)."""
+    trigger_hf: float = 1.15
+    """Act when the health factor falls below this."""
+    target_hf: float = 1.30
+    """Bring the health factor back to this."""
+    prefer: tuple[str, ...] = ("repay", "supply")
+    """Order in which to try actions: repay debt from the wallet, supply collateral from the wallet."""
+    target_buffer_bps: int = 2
+    """Aim this many basis points above target, to absorb interest accrued before inclusion."""
+
+
+@dataclass(frozen=True)
+class LiquidateSettings:
+    enabled: bool = True
+    min_profit_usd: float = 1.0
+    """Skip liquidations whose expected profit after gas is below this (oracle base currency)."""
+    gas_estimate: int = 450_000
+    """Gas assumed when screening a liquidation before it is estimated on chain."""
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    max_fee_gwei: float = 200.0
+    """Never pay more than this per gas (EIP-1559 maxFeePerGas cap)."""
+    priority_fee_gwei: float = 1.0
+    gas_limit_multiplier: float = 1.25
+    max_gas_spend_native: float = 0.05
+    """Upper bound of gas_limit x max_fee for one transaction, in the native coin (ETH)."""
+    receipt_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    network: str
+    chain_id: int
+    rpc_url: Secret
+    aave: AaveMarket
+    native_asset: str
+    """Reserve whose oracle price converts gas (paid in the native coin) to the base currency."""
+    protect: ProtectSettings
+    liquidate: LiquidateSettings
+    execution: ExecutionSettings
+    private_key: Secret | None = None
+    address: str | None = None
+    """The keeper's address: from the key, or KEEPER_ADDRESS for a key-less dry run."""
+    poll_interval_s: float = 2.0
+    log_chunk_blocks: int = 5_000
+    multicall_chunk: int = 400
+    source: str = ""
+
+
+def _check_address(value: Any, where: str, errors: list[str]) -> str:
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        errors.append(f"{where}: expected a 0x-prefixed 20-byte hex address, got {value!r}")
+        return "0x" + "0" * 40
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        errors.append(f"{where}: address {value} has a bad EIP-55 checksum (typo?)")
+        return "0x" + "0" * 40
+    return str(to_checksum_address(value))
+
+
+def _section(data: dict[str, Any], name: str, cls: type, where: str, errors: list[str], env: dict[str, str]) -> Any:
+    raw = dict(data.get(name, {}))
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: [{name}] must be a table")
+        raw = {}
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            errors.append(f"{where}: [{name}] {key}: unknown key (known: {', '.join(sorted(known))})")
+    for key in known:
+        env_key = f"KEEPER_{name.upper()}_{key.upper()}"
+        if env_key in env:
+            raw[key] = env[env_key]
+    kwargs: dict[str, Any] = {}
+    for key, f in known.items():
+        if key not in raw:
+            continue
+        kwargs[key] = _coerce(raw[key], f.type, f"{where}: [{name}] {key}", errors)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        errors.append(f"{where}: [{name}] {exc}")
+        return None
+
+
+def _coerce(value: Any, type_name: Any, where: str, errors: list[str]) -> Any:
+    t = str(type_name)
+    try:
+        if t == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("1", "true", "yes")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if t == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if t == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if t.startswith("tuple[str"):
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple):
+                raise ValueError
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if t == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except ValueError:
+        errors.append(f"{where}: expected {t}, got {value!r}")
+        return None
+    return value
+
+
+def resolve_config_path(network: str) -> Path:
+    """`network` is a name under config/ (`local`, `mainnet`) or a path to a TOML file."""
+    p = Path(network)
+    if p.suffix == ".toml":
+        return p
+    return CONFIG_DIR / f"{network}.toml"
+
+
+def read_env(env_file: str | None) -> dict[str, str]:
+    """The process environment over the env file (the env file never overrides a set variable)."""
+    values: dict[str, str] = {}
+    if env_file:
+        path = Path(env_file)
+        if not path.is_file():
+            raise ConfigError(f"env file {env_file} does not exist")
+        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def load_settings(network: str, env_file: str | None = None, *, require_key: bool = True) -> Settings:
+    """Read and validate the configuration; raise ConfigError listing every problem."""
+    path = resolve_config_path(network)
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{where}: configuration file not found (networks in {CONFIG_DIR}: "
+            f"{', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.toml')))})"
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    env = read_env(env_file)
+    errors: list[str] = []
+
+    chain_id = _coerce(env.get("KEEPER_CHAIN_ID", data.get("chain_id")), "int", f"{where}: chain_id", errors)
+    if chain_id is None or (isinstance(chain_id, int) and chain_id <= 0):
+        errors.append(f"{where}: chain_id: required, a positive integer")
+
+    rpc_url = env.get("KEEPER_RPC_URL") or data.get("rpc_url")
+    if not rpc_url:
+        errors.append(f"{where}: no RPC URL: set KEEPER_RPC_URL in the environment or env file")
+    elif not re.match(r"^(https?|wss?)://", str(rpc_url)):
+        errors.append("KEEPER_RPC_URL: expected an http(s):// or ws(s):// URL")
+
+    aave_raw = data.get("aave")
+    aave = None
+    if not isinstance(aave_raw, dict):
+        errors.append(f"{where}: [aave] table with pool, oracle and multicall3 is required")
+    else:
+        for key in ("pool", "oracle", "multicall3"):
+            if key not in aave_raw:
+                errors.append(f"{where}: [aave] {key}: required")
+        unknown = set(aave_raw) - {"pool", "oracle", "multicall3", "start_block"}
+        for key in sorted(unknown):
+            errors.append(f"{where}: [aave] {key}: unknown key")
+        aave = AaveMarket(
+            pool=_check_address(aave_raw.get("pool"), f"{where}: [aave] pool", errors),
+            oracle=_check_address(aave_raw.get("oracle"), f"{where}: [aave] oracle", errors),
+            multicall3=_check_address(aave_raw.get("multicall3"), f"{where}: [aave] multicall3", errors),
+            start_block=_coerce(aave_raw.get("start_block", 0), "int", f"{where}: [aave] start_block", errors) or 0,
+        )
+    native_asset = _check_address(data.get("native_asset"), f"{where}: native_asset", errors)
+
+    protect = _section(data, "protect", ProtectSettings, where, errors, env)
+    if protect is not None:
+        accounts = tuple(_check_address(a, f"{where}: [protect] accounts", errors) for a in protect.accounts)
+        protect = ProtectSettings(**{**protect.__dict__, "accounts": accounts})
+        if protect.trigger_hf <= 1.0:
+            errors.append(f"{where}: [protect] trigger_hf: must be above 1.0 (got {protect.trigger_hf})")
+        if protect.target_hf <= protect.trigger_hf:
+            errors.append(
+                f"{where}: [protect] target_hf ({protect.target_hf}) must be above trigger_hf "
+                f"({protect.trigger_hf}), or the keeper would act again at once"
+            )
+        for p in protect.prefer:
+            if p not in ("repay", "supply"):
+                errors.append(f"{where}: [protect] prefer: unknown action {p!r} (use 'repay', 'supply')")
+    liquidate = _section(data, "liquidate", LiquidateSettings, where, errors, env)
+    execution = _section(data, "execution", ExecutionSettings, where, errors, env)
+    if execution is not None and execution.max_fee_gwei <= 0:
+        errors.append(f"{where}: [execution] max_fee_gwei: must be positive")
+
+    private_key, address = _key_from_env(env, errors)
+    if address is None and "KEEPER_ADDRESS" in env:
+        address = _check_address(env["KEEPER_ADDRESS"], "KEEPER_ADDRESS", errors)
+    if require_key and private_key is None:
+        errors.append(
+            "no signing key: set KEEPER_PRIVATE_KEY, or KEEPER_KEYSTORE and KEEPER_KEYSTORE_PASSWORD "
+            "(use --dry-run with KEEPER_ADDRESS to watch without a key)"
+        )
+    elif address is None:
+        errors.append("no keeper address: set KEEPER_PRIVATE_KEY, a keystore, or KEEPER_ADDRESS")
+
+    if errors:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
+    assert aave is not None and protect is not None and liquidate is not None and execution is not None
+    return Settings(
+        network=str(data.get("network", path.stem)),
+        chain_id=int(chain_id),
+        rpc_url=Secret(str(rpc_url)),
+        aave=aave,
+        native_asset=native_asset,
+        protect=protect,
+        liquidate=liquidate,
+        execution=execution,
+        private_key=private_key,
+        address=address,
+        poll_interval_s=float(data.get("poll_interval_s", 2.0)),
+        log_chunk_blocks=int(data.get("log_chunk_blocks", 5_000)),
+        multicall_chunk=int(data.get("multicall_chunk", 400)),
+        source=where,
+    )
+
+
+def _key_from_env(env: dict[str, str], errors: list[str]) -> tuple[Secret | None, str | None]:
+    from eth_account import Account
+
+    raw = env.get("KEEPER_PRIVATE_KEY")
+    if raw:
+        if not _PRIVATE_KEY.match(raw.strip()):
+            errors.append("KEEPER_PRIVATE_KEY: malformed (expected 32 bytes of hex, 0x-prefixed)")
+            return None, None
+        key = raw.strip() if raw.strip().startswith("0x") else "0x" + raw.strip()
+        return Secret(key), str(Account.from_key(key).address)
+    keystore = env.get("KEEPER_KEYSTORE")
+    if keystore:
+        password = env.get("KEEPER_KEYSTORE_PASSWORD")
+        if password is None:
+            errors.append("KEEPER_KEYSTORE is set but KEEPER_KEYSTORE_PASSWORD is not")
+            return None, None
+        try:
+            encrypted = Path(keystore).read_text()
+            key_bytes = Account.decrypt(encrypted, password)
+        except FileNotFoundError:
+            errors.append(f"KEEPER_KEYSTORE: file {keystore} not found")
+            return None, None
+        except ValueError:
+            errors.append(f"KEEPER_KEYSTORE: cannot decrypt {keystore} (wrong password or not a keystore)")
+            return None, None
+        key = "0x" + bytes(key_bytes).hex()
+        return Secret(key), str(Account.from_key(key).address)
+    return None, None

@@ -1,0 +1,152 @@
+"""`keeper demo`: an embedded eth-tester chain, our Aave v3-compatible market, leveraged
+accounts (one of them yours), a two-leg price crash, and the keeper protecting and liquidating."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_utils import keccak
+from web3 import AsyncWeb3
+from web3.types import Wei
+
+from keeper.chain import Chain
+from keeper.config import AaveMarket, ExecutionSettings, LiquidateSettings, ProtectSettings, Secret, Settings
+from keeper.devchain import Deployment, DevChain
+from keeper.execution.executor import Executor
+from keeper.service import Keeper, usd
+from keeper.strategy.actions import Liquidate, Protect
+
+WETH, WBTC, USDC = 10**18, 10**8, 10**6
+
+
+@dataclass
+class DemoResult:
+    protections: int
+    liquidations: int
+    failures: int
+    final_health: dict[str, float]
+    user: str
+    target_hf: float
+
+
+def make_settings(
+    dep: Deployment,
+    chain_id: int,
+    key: str,
+    protect: tuple[str, ...],
+    *,
+    trigger: float = 1.15,
+    target: float = 1.25,
+    dry_run_address: str | None = None,
+) -> Settings:
+    return Settings(
+        network="demo",
+        chain_id=chain_id,
+        rpc_url=Secret("eth-tester://in-process"),
+        aave=AaveMarket(pool=dep.pool, oracle=dep.oracle, multicall3=dep.multicall3),
+        native_asset=dep.tokens["WETH"],
+        protect=ProtectSettings(accounts=protect, trigger_hf=trigger, target_hf=target),
+        liquidate=LiquidateSettings(enabled=True, min_profit_usd=1.0),
+        execution=ExecutionSettings(),
+        private_key=Secret(key),
+        address=dry_run_address or Account.from_key(key).address,
+    )
+
+
+def in_process_web3() -> AsyncWeb3[Any]:
+    from web3.providers.eth_tester import AsyncEthereumTesterProvider
+
+    return AsyncWeb3(AsyncEthereumTesterProvider())
+
+
+async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
+    w3 = in_process_web3()
+    accounts = list(await w3.eth.accounts)
+    deployer, lp, you, *borrowers = accounts[:8]
+    dc = DevChain(w3)
+    out("Deploying the Aave v3-compatible test market (WETH, WBTC, USDC) on an embedded eth-tester chain…")
+    dep = await dc.deploy_market(deployer)
+
+    keeper_key = "0x" + keccak(text="keeper demo key").hex()
+    keeper_addr = Account.from_key(keeper_key).address
+    await w3.eth.send_transaction({"from": deployer, "to": keeper_addr, "value": Wei(50 * 10**18)})
+    await dc.mint(dep, "USDC", keeper_addr, 40_000 * USDC)
+    await dc.mint(dep, "WETH", keeper_addr, 4 * WETH)
+
+    out("Opening positions…")
+    await dc.supply(dep, "USDC", lp, 3_000_000 * USDC)
+    await dc.supply(dep, "WETH", lp, 1_000 * WETH)
+    await dc.supply(dep, "WBTC", lp, 50 * WBTC)
+    names: dict[str, str] = {
+        you: "you",
+        borrowers[0]: "alice",
+        borrowers[1]: "bob",
+        borrowers[2]: "carol",
+        borrowers[3]: "dave",
+        borrowers[4]: "erin",
+        lp: "lp",
+    }
+    book = [  # (who, collateral, amount, debt, amount)
+        (you, "WETH", 10 * WETH, "USDC", 21_000 * USDC),
+        (borrowers[0], "WETH", 5 * WETH, "USDC", 11_500 * USDC),
+        (borrowers[1], "WBTC", WBTC // 2, "USDC", 21_000 * USDC),
+        (borrowers[2], "WETH", 8 * WETH, "USDC", 18_500 * USDC),
+        (borrowers[3], "WETH", 30 * WETH, "USDC", 30_000 * USDC),
+        (borrowers[4], "USDC", 40_000 * USDC, "WETH", 10 * WETH),
+    ]
+    for who, c, ca, d, da in book:
+        await dc.supply(dep, c, who, ca)
+        await dc.borrow(dep, d, who, da)
+    await dc.advance_time(30 * 86_400)
+    out("30 days pass; debt accrues interest.")
+
+    settings = make_settings(dep, await w3.eth.chain_id, keeper_key, (you,))
+    chain = Chain(w3, dep.multicall3)
+    executor = Executor(chain, settings.execution, keeper_addr, Account.from_key(keeper_key), dry_run=False)
+    keeper = Keeper(settings, chain, executor, report=out)
+    await keeper.start()
+    out(
+        f"Keeper {keeper_addr[:10]}… watches {len(keeper.book or [])} accounts; protects 'you' "
+        f"(trigger HF {settings.protect.trigger_hf}, target {settings.protect.target_hf}); liquidates the rest."
+    )
+    await _print_table(out, dc, dep, names)
+
+    for leg, moves in enumerate([{"WETH": 2_760.0}, {"WETH": 2_450.0, "WBTC": 52_000.0}], start=1):
+        out("")
+        out(f"=== Crash leg {leg}: " + ", ".join(f"{s} -> ${p:,.0f}" for s, p in moves.items()) + " ===")
+        for sym, price in moves.items():
+            await dc.set_price(dep, sym, price)
+        for _ in range(6):
+            report = await keeper.step()
+            if report is None or not report.outcomes:
+                break
+        await _print_table(out, dc, dep, names)
+
+    protections = [o for o in keeper.history if isinstance(o.action, Protect) and o.ok]
+    liquidations = [o for o in keeper.history if isinstance(o.action, Liquidate) and o.ok]
+    failures = [o for o in keeper.history if not o.ok]
+    gas = sum(o.gas_cost_base for o in keeper.history)
+    profit = sum(
+        o.action.expected_gross_base - o.gas_cost_base for o in liquidations if isinstance(o.action, Liquidate)
+    )
+    final = {names[a]: (await dc.account_data(dep, a))[5] / 1e18 for a in names if a != lp}
+    out("")
+    out("=== Summary ===")
+    out(f"protective actions: {len(protections)}   liquidations: {len(liquidations)}   failed: {len(failures)}")
+    out(f"gas spent: {usd(gas)}   liquidation profit after gas: {usd(profit)}")
+    out(f"your health factor: {final['you']:.4f} (target {settings.protect.target_hf})")
+    return DemoResult(len(protections), len(liquidations), len(failures), final, you, settings.protect.target_hf)
+
+
+async def _print_table(out: Callable[[str], None], dc: DevChain, dep: Deployment, names: dict[str, str]) -> None:
+    out(f"  {'account':8} {'collateral':>14} {'debt':>14} {'health':>9}")
+    for addr, name in names.items():
+        if name == "lp":
+            continue
+        c, d, _, _, _, hf = await dc.account_data(dep, addr)
+        hf_s = "no debt" if d == 0 else f"{hf / 1e18:.4f}"
+        flag = "  <- liquidatable" if d and hf < 10**18 else ""
+        out(f"  {name:8} {usd(c):>14} {usd(d):>14} {hf_s:>9}{flag}")

@@ -1,0 +1,215 @@
+"""Deploys our Aave v3-compatible test market on a local chain (eth-tester or anvil).
+
+Used by `keeper demo` and the chain tests. Transactions here come from the chain's unlocked
+dev accounts (this is test scaffolding, not the keeper's signing path).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+from web3 import AsyncWeb3
+
+from keeper.protocols.aave_v3 import RAY, ReserveConfig
+
+ARTIFACTS_PATH = Path(__file__).resolve().parent / "artifacts.json"
+
+
+@cache
+def artifacts() -> dict[str, Any]:
+    return dict(json.loads(ARTIFACTS_PATH.read_text()))
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    symbol: str
+    decimals: int
+    price_usd: float
+    ltv_bps: int
+    liquidation_threshold_bps: int
+    liquidation_bonus_bps: int
+    liquidation_protocol_fee_bps: int = 1_000
+    reserve_factor_bps: int = 1_000
+    borrow_rate: float = 0.05
+    """Annual variable borrow rate (fraction)."""
+
+    def config(self) -> ReserveConfig:
+        return ReserveConfig(
+            ltv_bps=self.ltv_bps,
+            liquidation_threshold_bps=self.liquidation_threshold_bps,
+            liquidation_bonus_bps=self.liquidation_bonus_bps,
+            decimals=self.decimals,
+            active=True,
+            frozen=False,
+            borrowing_enabled=True,
+            paused=False,
+            reserve_factor_bps=self.reserve_factor_bps,
+            liquidation_protocol_fee_bps=self.liquidation_protocol_fee_bps,
+        )
+
+
+# Parameters in the range of Aave v3 Ethereum's.
+DEFAULT_ASSETS = (
+    AssetSpec("WETH", 18, 3_000.0, 8_050, 8_300, 10_500, 1_000, 1_500, 0.03),
+    AssetSpec("WBTC", 8, 60_000.0, 7_300, 7_800, 10_500, 1_000, 2_000, 0.02),
+    AssetSpec("USDC", 6, 1.0, 7_500, 7_800, 10_450, 1_000, 1_000, 0.06),
+)
+
+
+@dataclass
+class Deployment:
+    pool: str
+    oracle: str
+    multicall3: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    aggregators: dict[str, str] = field(default_factory=dict)
+    a_tokens: dict[str, str] = field(default_factory=dict)
+    debt_tokens: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, AssetSpec] = field(default_factory=dict)
+    deployer: str = ""
+
+
+class DevChain:
+    """Helpers over an AsyncWeb3 connected to a local dev chain."""
+
+    def __init__(self, w3: AsyncWeb3[Any]):
+        self.w3 = w3
+
+    def contract(self, name: str, address: str | None = None) -> Any:
+        a = artifacts()["contracts"][name]
+        if address is None:
+            return self.w3.eth.contract(abi=a["abi"], bytecode=a["bytecode"])
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=a["abi"])
+
+    async def deploy(self, name: str, sender: str, *args: Any) -> str:
+        tx_hash = await self.contract(name).constructor(*args).transact({"from": sender})
+        receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        return str(receipt["contractAddress"])
+
+    async def send(self, name: str, address: str, method: str, sender: str, *args: Any) -> Any:
+        tx_hash = await getattr(self.contract(name, address).functions, method)(*args).transact({"from": sender})
+        receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"{name}.{method} reverted")
+        return receipt
+
+    async def view(self, name: str, address: str, method: str, *args: Any) -> Any:
+        return await getattr(self.contract(name, address).functions, method)(*args).call()
+
+    async def deploy_market(self, deployer: str, assets: tuple[AssetSpec, ...] = DEFAULT_ASSETS) -> Deployment:
+        multicall = await self.deploy("Multicall3", deployer)
+        tokens, aggs = {}, {}
+        for s in assets:
+            tokens[s.symbol] = await self.deploy("MintableERC20", deployer, f"Test {s.symbol}", s.symbol, s.decimals)
+            aggs[s.symbol] = await self.deploy(
+                "MockAggregator", deployer, 8, f"{s.symbol} / USD", round(s.price_usd * 1e8)
+            )
+        oracle = await self.deploy(
+            "AaveOracle", deployer, list(tokens.values()), list(aggs.values()), "0x" + "0" * 40, 10**8
+        )
+        pool = await self.deploy("Pool", deployer, oracle)
+        dep = Deployment(
+            pool=pool,
+            oracle=oracle,
+            multicall3=multicall,
+            tokens=tokens,
+            aggregators=aggs,
+            specs={s.symbol: s for s in assets},
+            deployer=deployer,
+        )
+        for s in assets:
+            token = tokens[s.symbol]
+            a_token = await self.deploy(
+                "AToken", deployer, pool, token, deployer, f"aTest {s.symbol}", f"a{s.symbol}", s.decimals
+            )
+            debt = await self.deploy(
+                "VariableDebtToken", deployer, pool, token, f"variableDebt {s.symbol}", f"vd{s.symbol}", s.decimals
+            )
+            await self.send(
+                "Pool",
+                pool,
+                "initReserve",
+                deployer,
+                token,
+                a_token,
+                debt,
+                s.config().to_bitmap(),
+                int(s.borrow_rate * RAY),
+            )
+            dep.a_tokens[s.symbol], dep.debt_tokens[s.symbol] = a_token, debt
+        return dep
+
+    # -- scenario helpers
+    async def mint(self, dep: Deployment, symbol: str, to: str, amount: int) -> None:
+        await self.send("MintableERC20", dep.tokens[symbol], "mint", dep.deployer, to, amount)
+
+    async def approve(self, dep: Deployment, symbol: str, owner: str, spender: str, amount: int) -> None:
+        await self.send("MintableERC20", dep.tokens[symbol], "approve", owner, spender, amount)
+
+    async def supply(self, dep: Deployment, symbol: str, user: str, amount: int) -> None:
+        await self.mint(dep, symbol, user, amount)
+        await self.approve(dep, symbol, user, dep.pool, amount)
+        await self.send("Pool", dep.pool, "supply", user, dep.tokens[symbol], amount, user, 0)
+
+    async def borrow(self, dep: Deployment, symbol: str, user: str, amount: int) -> None:
+        await self.send("Pool", dep.pool, "borrow", user, dep.tokens[symbol], amount, 2, 0, user)
+
+    async def set_price(self, dep: Deployment, symbol: str, price_usd: float) -> None:
+        await self.send("MockAggregator", dep.aggregators[symbol], "updateAnswer", dep.deployer, round(price_usd * 1e8))
+
+    async def account_data(self, dep: Deployment, user: str) -> tuple[int, ...]:
+        return tuple(await self.view("Pool", dep.pool, "getUserAccountData", user))
+
+    async def balance(self, dep: Deployment, symbol: str, owner: str) -> int:
+        return int(await self.view("MintableERC20", dep.tokens[symbol], "balanceOf", owner))
+
+    async def advance_time(self, seconds: int) -> None:
+        """Move the chain's clock forward and mine a block (eth-tester or anvil)."""
+        provider = self.w3.provider
+        tester = getattr(provider, "ethereum_tester", None)
+        if tester is not None:
+            latest = await self.w3.eth.get_block("latest")
+            tester.time_travel(int(latest["timestamp"]) + seconds)
+            tester.mine_blocks(1)
+        else:
+            await provider.make_request("evm_increaseTime", [seconds])
+            await provider.make_request("evm_mine", [])
+
+
+def config_toml(dep: Deployment, chain_id: int, network: str = "local") -> str:
+    """A config/<network>.toml for a deployment of the test market."""
+    return f"""# Our Aave v3-compatible test market as `keeper deploy-testnet` deploys it on a fresh anvil
+# (deployer = anvil's first dev account, so the addresses are the same every time).
+network = "{network}"
+chain_id = {chain_id}
+native_asset = "{dep.tokens["WETH"]}"  # WETH
+poll_interval_s = 1.0
+
+[aave]
+pool = "{dep.pool}"
+oracle = "{dep.oracle}"
+multicall3 = "{dep.multicall3}"
+start_block = 0
+
+[protect]
+accounts = []
+trigger_hf = 1.15
+target_hf = 1.30
+prefer = ["repay", "supply"]
+
+[liquidate]
+enabled = true
+min_profit_usd = 1.0
+
+[execution]
+max_fee_gwei = 100.0
+priority_fee_gwei = 1.0
+
+# tokens: {", ".join(f"{s}={a}" for s, a in dep.tokens.items())}
+# aggregators: {", ".join(f"{s}={a}" for s, a in dep.aggregators.items())}
+"""

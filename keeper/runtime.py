@@ -1,0 +1,94 @@
+"""Wiring for `keeper run` / `keeper status`: settings -> web3 -> chain -> executor -> keeper."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider, WebSocketProvider
+
+from keeper.chain import Chain
+from keeper.config import Settings, load_settings
+from keeper.execution.executor import Executor
+from keeper.service import Keeper, usd
+
+
+def connect(settings: Settings) -> AsyncWeb3[Any]:
+    url = settings.rpc_url.value
+    if url.startswith(("ws://", "wss://")):
+        return AsyncWeb3(WebSocketProvider(url))
+    return AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 20}))
+
+
+def build_keeper(settings: Settings, w3: AsyncWeb3[Any], *, dry_run: bool) -> Keeper:
+    chain = Chain(
+        w3, settings.aave.multicall3, multicall_chunk=settings.multicall_chunk, log_chunk=settings.log_chunk_blocks
+    )
+    signer = Account.from_key(settings.private_key.value) if settings.private_key else None
+    assert settings.address is not None
+    executor = Executor(chain, settings.execution, settings.address, signer, dry_run=dry_run)
+    return Keeper(settings, chain, executor, report=print)
+
+
+async def open_keeper(network: str, env_file: str | None, *, dry_run: bool, require_key: bool) -> Keeper:
+    settings = load_settings(network, env_file, require_key=require_key)
+    w3 = connect(settings)
+    if isinstance(w3.provider, WebSocketProvider):
+        await w3.provider.connect()
+    return build_keeper(settings, w3, dry_run=dry_run)
+
+
+async def deploy_testnet(rpc_url: str) -> str:
+    """Deploy the test market with the node's first unlocked account; return its config TOML."""
+    from keeper.devchain import DevChain, config_toml
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    try:
+        accounts = await w3.eth.accounts
+    except Exception as exc:
+        from keeper.errors import ConfigError
+
+        raise ConfigError(f"cannot reach a dev node at {rpc_url}: {exc}") from None
+    dep = await DevChain(w3).deploy_market(accounts[0])
+    return config_toml(dep, await w3.eth.chain_id)
+
+
+def status_rows(keeper: Keeper, top: int) -> list[tuple[str, float, float, float, str, float]]:
+    """(account, collateral $, debt $, HF, 'liq. price of the nearest asset', distance) riskiest first."""
+    assert keeper.book is not None and keeper.market is not None
+    snap = keeper.book.snapshot()
+    hf = snap.health.health_factor
+    order = np.argsort(hf, kind="stable")[:top]
+    rows = []
+    for k in order:
+        d = snap.distance[k]
+        liq = "-"
+        if math.isfinite(d):
+            with np.errstate(invalid="ignore"):
+                moves = np.abs(snap.liquidation_price[k] / np.array(keeper.market.prices_base, float) - 1)
+            a = int(np.nanargmin(moves))
+            liq = f"{keeper.market.reserves[a].symbol} {usd(snap.liquidation_price[k][a])}"
+        rows.append(
+            (
+                snap.users[k],
+                snap.health.collateral_base[k] / 1e8,
+                snap.health.debt_base[k] / 1e8,
+                float(hf[k]),
+                liq,
+                float(d),
+            )
+        )
+    return rows
+
+
+def print_status(keeper: Keeper, top: int) -> None:
+    assert keeper.market is not None
+    print(f"block {keeper.market.block}: {len(keeper.book or [])} accounts")
+    print(f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>9}")
+    for user, c, d, h, liq, dist in status_rows(keeper, top):
+        hs = "no debt" if math.isinf(h) else f"{h:.4f}"
+        ds = "-" if math.isinf(dist) else f"{dist:.1%}"
+        print(f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>9}")

@@ -1,0 +1,86 @@
+"""Liquidate: for each account below HF 1, the collateral/debt pair and debt to cover that pays
+the most after gas, within Aave v3.3's close factor and dust rules. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from keeper.config import LiquidateSettings
+from keeper.protocols.aave_v3 import (
+    HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
+    WAD,
+    Market,
+    Position,
+    account_data,
+    collateral_balance,
+    debt_balance,
+    liquidation_quote,
+    max_liquidatable_debt,
+)
+from keeper.strategy.actions import Liquidate
+
+
+def best_liquidation(pos: Position, market: Market, wallet: Sequence[int], gas_cost_base: int) -> Liquidate | None:
+    acct = account_data(pos, market)
+    if acct.health_factor_wad >= HEALTH_FACTOR_LIQUIDATION_THRESHOLD:
+        return None
+    best: Liquidate | None = None
+    n = len(market.reserves)
+    for c in range(n):
+        if not (
+            pos.is_collateral(c) and market.configs[c].liquidation_threshold_bps and collateral_balance(pos, market, c)
+        ):
+            continue
+        for d in range(n):
+            if not debt_balance(pos, market, d):
+                continue
+            max_debt = max_liquidatable_debt(pos, market, c, d, acct)
+            for cover in {max_debt, min(max_debt, wallet[d])}:
+                if cover <= 0:
+                    continue
+                q = liquidation_quote(pos, market, c, d, cover)
+                if q.error or q.debt_repaid > wallet[d] or q.debt_repaid == 0:
+                    continue
+                cc, dc = market.configs[c], market.configs[d]
+                gross = (
+                    q.collateral_received * market.prices_base[c] // cc.unit
+                    - q.debt_repaid * market.prices_base[d] // dc.unit
+                )
+                if best is None or gross > best.expected_gross_base:
+                    best = Liquidate(
+                        account=pos.user,
+                        collateral_asset=market.reserves[c].asset,
+                        collateral_symbol=market.reserves[c].symbol,
+                        debt_asset=market.reserves[d].asset,
+                        debt_symbol=market.reserves[d].symbol,
+                        debt_to_cover=q.debt_repaid,
+                        expected_collateral=q.collateral_received,
+                        expected_gross_base=gross,
+                        expected_gas_base=gas_cost_base,
+                        health_before=acct.health_factor_wad / WAD,
+                    )
+    return best
+
+
+def decide_liquidations(
+    positions: Iterable[Position],
+    market: Market,
+    wallet: Sequence[int],
+    settings: LiquidateSettings,
+    gas_cost_base: int,
+    base_unit: int = 10**8,
+) -> list[Liquidate]:
+    """Profitable liquidations, most profitable first, each funded from what the wallet has left."""
+    if not settings.enabled:
+        return []
+    left = list(wallet)
+    chosen: list[Liquidate] = []
+    found = [a for p in positions if (a := best_liquidation(p, market, left, gas_cost_base)) is not None]
+    min_profit = int(settings.min_profit_usd * base_unit)
+    for action in sorted(found, key=lambda a: a.expected_gross_base, reverse=True):
+        d = market.index_of(action.debt_asset)
+        if action.expected_gross_base - gas_cost_base < min_profit or action.debt_to_cover > left[d]:
+            continue
+        left[d] -= action.debt_to_cover
+        chosen.append(action)
+    return chosen

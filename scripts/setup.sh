@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets up a fresh clone: a virtual environment with keeper and its test tools (.venv), and the
+# pinned npm tools (solc for contracts/, anvil for local chains) in node_modules/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+echo "setup done: .venv/bin/keeper --help"

@@ -1,0 +1,65 @@
+"""eth-tester chain tests: deploy the test market once per session, snapshot/revert per test."""
+
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+from eth_account import Account
+from eth_utils import keccak
+from web3 import AsyncWeb3
+from web3.providers.eth_tester import AsyncEthereumTesterProvider
+
+from keeper.chain import Chain
+from keeper.demo import make_settings
+from keeper.devchain import Deployment, DevChain
+from keeper.execution.executor import Executor
+from keeper.service import Keeper
+
+KEEPER_KEY = "0x" + keccak(text="keeper test key").hex()
+
+
+@dataclass
+class Env:
+    w3: AsyncWeb3
+    dc: DevChain
+    dep: Deployment
+    accounts: list[str]
+    keeper_key: str
+    keeper_address: str
+
+    def keeper(
+        self, *, protect: tuple[str, ...] = (), dry_run: bool = False, trigger: float = 1.15, target: float = 1.30
+    ) -> Keeper:
+        settings = make_settings(self.dep, 131277322940537, self.keeper_key, protect, trigger=trigger, target=target)
+        chain = Chain(self.w3, self.dep.multicall3)
+        signer = Account.from_key(self.keeper_key)
+        executor = Executor(chain, settings.execution, self.keeper_address, signer, dry_run=dry_run)
+        return Keeper(settings, chain, executor)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def env_session() -> Env:
+    w3 = AsyncWeb3(AsyncEthereumTesterProvider())
+    accounts = list(await w3.eth.accounts)
+    dc = DevChain(w3)
+    dep = await dc.deploy_market(accounts[0])
+    addr = Account.from_key(KEEPER_KEY).address
+    await w3.eth.send_transaction({"from": accounts[0], "to": addr, "value": 100 * 10**18})
+    lp = accounts[1]
+    await dc.supply(dep, "USDC", lp, 5_000_000 * 10**6)
+    await dc.supply(dep, "WETH", lp, 2_000 * 10**18)
+    await dc.supply(dep, "WBTC", lp, 100 * 10**8)
+    return Env(w3, dc, dep, accounts, KEEPER_KEY, addr)
+
+
+@pytest_asyncio.fixture
+async def env(env_session: Env):
+    tester = env_session.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    snap = tester.take_snapshot()
+    yield env_session
+    tester.revert_to_snapshot(snap)
+
+
+@pytest.fixture
+def chain_id() -> int:
+    return 131277322940537

@@ -1,0 +1,13 @@
+"""`keeper demo` end to end on its own embedded chain."""
+
+from keeper.demo import run_demo
+
+
+async def test_demo_protects_and_liquidates():
+    lines: list[str] = []
+    result = await run_demo(out=lines.append)
+    text = "\n".join(lines)
+    assert result.protections >= 1 and result.liquidations >= 1 and result.failures == 0, text
+    assert all(hf >= 1.0 for hf in result.final_health.values()), result.final_health
+    assert result.final_health["you"] >= result.target_hf
+    assert "PROTECT" in text and "LIQUIDATE" in text and "=== Summary ===" in text

@@ -1,0 +1,140 @@
+"""Configuration: every bad input is named with its file and key; secrets never print."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keeper.config import load_settings
+from keeper.errors import ConfigError
+
+KEY = "0x" + "4c" * 32  # test-only key
+GOOD = """
+chain_id = 31337
+native_asset = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+[aave]
+pool = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
+oracle = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"
+multicall3 = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+[protect]
+trigger_hf = 1.1
+target_hf = 1.3
+"""
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for k in (
+        "KEEPER_PRIVATE_KEY",
+        "KEEPER_KEYSTORE",
+        "KEEPER_KEYSTORE_PASSWORD",
+        "KEEPER_ADDRESS",
+        "KEEPER_RPC_URL",
+        "KEEPER_CHAIN_ID",
+    ):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545")
+    return monkeypatch
+
+
+def write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "net.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_good_config_and_redacted_repr(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    s = load_settings(write(tmp_path, GOOD))
+    assert s.chain_id == 31337 and s.protect.target_hf == 1.3
+    assert s.address is not None and s.address.startswith("0x")
+    assert KEY[2:] not in repr(s) and "4c4c4c4c" not in str(s)
+    assert "http://127.0.0.1:8545" not in repr(s)
+
+
+def test_shipped_configs_parse(env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    assert load_settings("mainnet").chain_id == 1
+    assert load_settings("local").chain_id == 31337
+
+
+def test_env_overrides_a_key(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    env.setenv("KEEPER_PROTECT_TARGET_HF", "1.45")
+    assert load_settings(write(tmp_path, GOOD)).protect.target_hf == 1.45
+
+
+def test_env_file_is_read(tmp_path, env):
+    f = tmp_path / "k.env"
+    f.write_text(f"KEEPER_PRIVATE_KEY={KEY}\n")
+    assert load_settings(write(tmp_path, GOOD), str(f)).private_key is not None
+
+
+def test_all_errors_reported_at_once_with_file_and_key(tmp_path, env):
+    bad = GOOD.replace('pool = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"', 'pool = "0x1234"')
+    bad = bad.replace("target_hf = 1.3", "target_hf = 1.05\ncolour = 'red'")
+    path = write(tmp_path, bad)
+    with pytest.raises(ConfigError) as e:
+        load_settings(path)
+    msg = str(e.value)
+    assert f"{path}: [aave] pool: expected a 0x-prefixed 20-byte hex address" in msg
+    assert "[protect] target_hf (1.05) must be above trigger_hf (1.1)" in msg
+    assert "[protect] colour: unknown key" in msg
+    assert "no signing key" in msg
+
+
+def test_bad_checksum_is_caught(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    bad = GOOD.replace("0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6", "0x2279b7A0a67DB372996a5FaB50D91eAA73d2eBe6")
+    with pytest.raises(ConfigError, match="bad EIP-55 checksum"):
+        load_settings(write(tmp_path, bad))
+
+
+def test_malformed_key_is_not_echoed(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", "0xdeadbeefcafe")
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, GOOD))
+    assert "KEEPER_PRIVATE_KEY: malformed" in str(e.value) and "deadbeefcafe" not in str(e.value)
+
+
+def test_keystore(tmp_path, env):
+    from eth_account import Account
+
+    ks = tmp_path / "ks.json"
+    import json
+
+    ks.write_text(json.dumps(Account.encrypt(KEY, "pw", iterations=2)))
+    env.setenv("KEEPER_KEYSTORE", str(ks))
+    env.setenv("KEEPER_KEYSTORE_PASSWORD", "wrong")
+    with pytest.raises(ConfigError, match="cannot decrypt"):
+        load_settings(write(tmp_path, GOOD))
+    env.setenv("KEEPER_KEYSTORE_PASSWORD", "pw")
+    assert load_settings(write(tmp_path, GOOD)).address == Account.from_key(KEY).address
+
+
+def test_missing_file_and_bad_toml(tmp_path, env):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_settings(str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "chain_id = [\n"))
+
+
+def test_dry_run_accepts_an_address_without_key(tmp_path, env):
+    env.setenv("KEEPER_ADDRESS", "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6")
+    s = load_settings(write(tmp_path, GOOD), require_key=False)
+    assert s.private_key is None and s.address == "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
+
+
+def test_cli_reports_config_error_with_exit_code_2(tmp_path):
+    bad = write(tmp_path, GOOD.replace("chain_id = 31337", "chain_id = 'one'"))
+    r = subprocess.run(
+        [sys.executable, "-m", "keeper", "run", "--network", bad],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "KEEPER_RPC_URL": "http://127.0.0.1:1"},
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "configuration error" in r.stderr and "chain_id: expected int" in r.stderr
+    assert "Traceback" not in r.stderr
