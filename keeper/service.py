@@ -23,7 +23,7 @@ from keeper.chain import Call, Chain, Head
 from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxRequest, TxResult
-from keeper.protocols.aave_v3 import WAD, AaveV3, Market
+from keeper.protocols.aave_v3 import WAD, AaveV3, Market, account_data
 from keeper.strategy.actions import Action, Protect
 from keeper.strategy.liquidate import decide_liquidations
 from keeper.strategy.protect import decide_protect
@@ -113,7 +113,10 @@ class Keeper:
         self.wallet = Wallet(tokens=words[:-1], native_wei=words[-1])
         self.book.set_market(self.market)
         if users:
-            self.book.upsert(await self.adapter.read_positions(self.chain, users, head.number))
+            positions = await self.adapter.read_positions(
+                self.chain, users, head.number, full=self.settings.protect.accounts
+            )
+            self.book.upsert(positions)
 
     # ------------------------------------------------------------------ one block
     async def step(self) -> StepReport | None:
@@ -171,7 +174,21 @@ class Keeper:
             gas_cost_base = (
                 self.settings.liquidate.gas_estimate * gas_price_wei * market.prices_base[self.native_index] // 10**18
             )
-            for liquidation in decide_liquidations(candidates, market, wallet, self.settings.liquidate, gas_cost_base):
+            plan = decide_liquidations(candidates, market, wallet, self.settings.liquidate, gas_cost_base)
+            for account, reason in plan.skipped:
+                acct = account_data(self.book.positions[account], market)
+                self._decide(
+                    head.number,
+                    "skip-liquidation",
+                    account,
+                    {
+                        "reason": reason,
+                        "health_factor_wad": acct.health_factor_wad,
+                        "collateral_base": acct.total_collateral_base,
+                        "debt_base": acct.total_debt_base,
+                    },
+                )
+            for liquidation in plan.chosen:
                 outcomes.append(await self._execute(head, liquidation))
         return outcomes
 

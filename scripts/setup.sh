@@ -9,5 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
-if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+# `npm install` (not `npm ci`): the lock file pins versions, and npm picks anvil's binary package
+# for this platform among its optional dependencies.
+npm install --no-audit --no-fund --loglevel=error
 echo "setup done: .venv/bin/keeper --help"

@@ -369,7 +369,7 @@ class AaveV3:
         n = len(self.reserves)
         if len(prices) != n:
             raise TransientError(f"oracle returned {len(prices)} prices for {n} reserves")
-        word = [int(decode(["uint256"], _need(results[1 + k], "market read"))[0]) for k in range(3 * n)]
+        word = [_word(results[1 + k], "market read") for k in range(3 * n)]
         return Market(
             block=block,
             timestamp=timestamp,
@@ -380,33 +380,42 @@ class AaveV3:
             debt_index_ray=tuple(word[3 * i + 1] for i in range(n)),
         )
 
-    def position_calls(self, user: str) -> list[Call]:
-        scaled = fn("ScaledBalanceToken", "scaledBalanceOf")
-        calls = [
-            Call(self.pool, fn(POOL, "getUserConfiguration").encode(user)),
-            Call(self.pool, fn(POOL, "getUserEMode").encode(user)),
-        ]
-        for r in self.reserves:
-            calls += [Call(r.a_token, scaled.encode(user)), Call(r.variable_debt_token, scaled.encode(user))]
-        return calls
-
-    def decode_position(self, user: str, results: Sequence[bytes | None], block: int) -> Position:
-        words = [int(decode(["uint256"], _need(r, "position read"))[0]) for r in results]
-        n = len(self.reserves)
-        return Position(
-            user=to_checksum_address(user),
-            block=block,
-            user_config=words[0],
-            emode=words[1],
-            scaled_collateral=tuple(words[2 + 2 * i] for i in range(n)),
-            scaled_debt=tuple(words[3 + 2 * i] for i in range(n)),
+    async def read_positions(
+        self, chain: Chain, users: Sequence[str], block: int, full: Iterable[str] = ()
+    ) -> list[Position]:
+        """Positions at `block`, in two batched reads: every user's configuration bitmap and
+        e-mode, then the scaled balances of only the reserves the bitmap says are in use
+        (Aave Ethereum lists ~60 reserves; a typical account uses 2-3). Users in `full` get every
+        reserve read, so wallet top-ups know about aTokens not enabled as collateral."""
+        full = set(full)
+        config, emode, scaled = (
+            fn(POOL, "getUserConfiguration"),
+            fn(POOL, "getUserEMode"),
+            fn("ScaledBalanceToken", "scaledBalanceOf"),
         )
-
-    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[Position]:
-        per = 2 + 2 * len(self.reserves)
-        calls = [c for u in users for c in self.position_calls(u)]
-        results = await chain.multicall(calls, block)
-        return [self.decode_position(u, results[k * per : (k + 1) * per], block) for k, u in enumerate(users)]
+        head = await chain.multicall([Call(self.pool, f.encode(u)) for u in users for f in (config, emode)], block)
+        words = [_word(r, "getUserConfiguration/getUserEMode") for r in head]
+        plan: list[tuple[int, int, bool]] = []  # (user index, reserve index, is debt token)
+        calls: list[Call] = []
+        for k, user in enumerate(users):
+            bits = words[2 * k]
+            for i, r in enumerate(self.reserves):
+                if user in full or (bits >> (2 * i + 1)) & 1:
+                    plan.append((k, i, False))
+                    calls.append(Call(r.a_token, scaled.encode(user)))
+                if user in full or (bits >> (2 * i)) & 1:
+                    plan.append((k, i, True))
+                    calls.append(Call(r.variable_debt_token, scaled.encode(user)))
+        results = await chain.multicall(calls, block) if calls else []
+        n = len(self.reserves)
+        coll = [[0] * n for _ in users]
+        debt = [[0] * n for _ in users]
+        for (k, i, is_debt), reply in zip(plan, results, strict=True):
+            (debt if is_debt else coll)[k][i] = _word(reply, "scaledBalanceOf")
+        return [
+            Position(to_checksum_address(u), block, words[2 * k], words[2 * k + 1], tuple(coll[k]), tuple(debt[k]))
+            for k, u in enumerate(users)
+        ]
 
     # -- writes (unsigned calldata; only the executor signs)
     def encode_supply(self, asset: str, amount: int, on_behalf_of: str) -> bytes:
@@ -420,6 +429,15 @@ class AaveV3:
 
     def encode_account_data(self, user: str) -> bytes:
         return fn(POOL, "getUserAccountData").encode(user)
+
+
+def _word(data: bytes | None, what: str) -> int:
+    try:
+        return int(decode(["uint256"], _need(data, what))[0])
+    except TransientError:
+        raise
+    except Exception as exc:  # a garbage reply that does not decode
+        raise TransientError(f"{what}: undecodable reply {data!r:.80}") from exc
 
 
 def _need(data: bytes | None, what: str) -> bytes:

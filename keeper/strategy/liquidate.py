@@ -4,6 +4,7 @@ the most after gas, within Aave v3.3's close factor and dust rules. Pure."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from keeper.config import LiquidateSettings
 from keeper.protocols.aave_v3 import (
@@ -62,6 +63,14 @@ def best_liquidation(pos: Position, market: Market, wallet: Sequence[int], gas_c
     return best
 
 
+@dataclass(frozen=True)
+class LiquidationPlan:
+    chosen: list[Liquidate]
+    """To execute, most profitable first."""
+    skipped: list[tuple[str, str]]
+    """(account, reason) for every account below HF 1 that is not liquidated."""
+
+
 def decide_liquidations(
     positions: Iterable[Position],
     market: Market,
@@ -69,18 +78,39 @@ def decide_liquidations(
     settings: LiquidateSettings,
     gas_cost_base: int,
     base_unit: int = 10**8,
-) -> list[Liquidate]:
+) -> LiquidationPlan:
     """Profitable liquidations, most profitable first, each funded from what the wallet has left."""
+    positions = list(positions)
     if not settings.enabled:
-        return []
+        return LiquidationPlan([], [(p.user, "liquidation disabled") for p in positions])
     left = list(wallet)
     chosen: list[Liquidate] = []
-    found = [a for p in positions if (a := best_liquidation(p, market, left, gas_cost_base)) is not None]
+    skipped: list[tuple[str, str]] = []
+    found: list[Liquidate] = []
+    for p in positions:
+        a = best_liquidation(p, market, left, gas_cost_base)
+        if a is None:
+            skipped.append((p.user, "no collateral/debt pair that the wallet can fund without a revert"))
+        else:
+            found.append(a)
     min_profit = int(settings.min_profit_usd * base_unit)
     for action in sorted(found, key=lambda a: a.expected_gross_base, reverse=True):
         d = market.index_of(action.debt_asset)
-        if action.expected_gross_base - gas_cost_base < min_profit or action.debt_to_cover > left[d]:
+        profit = action.expected_gross_base - gas_cost_base
+        if profit < min_profit:
+            skipped.append(
+                (
+                    action.account,
+                    f"unprofitable: expected {profit} < min {min_profit} (base units, "
+                    f"gross {action.expected_gross_base}, gas {gas_cost_base})",
+                )
+            )
+            continue
+        if action.debt_to_cover > left[d]:
+            skipped.append(
+                (action.account, f"wallet has {left[d]} {action.debt_symbol} left, needs {action.debt_to_cover}")
+            )
             continue
         left[d] -= action.debt_to_cover
         chosen.append(action)
-    return chosen
+    return LiquidationPlan(chosen, skipped)
