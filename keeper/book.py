@@ -82,4 +82,6 @@ class Book:
         args = (self.scaled_coll[:n], self.scaled_debt[:n], self.coll_on[:n], self.borrow_on[:n], self._market_arrays)
         h = health(*args)
         liq = liquidation_prices(*args)
-        return Snapshot(tuple(self.users), h, liq, distance_to_liquidation(liq, self._market_arrays.price_base))
+        return Snapshot(
+            tuple(self.users), h, liq, distance_to_liquidation(liq, self._market_arrays.price_base, h.health_factor)
+        )

@@ -95,12 +95,8 @@ async def _dispatch(args: Any) -> int:
         return 0
     from keeper.runtime import open_keeper, print_status
 
-    keeper = await open_keeper(
-        args.network,
-        args.env_file,
-        dry_run=getattr(args, "dry_run", False),
-        require_key=args.command == "run" and not args.dry_run,
-    )
+    live = args.command == "run" and not args.dry_run
+    keeper = await open_keeper(args.network, args.env_file, dry_run=not live, require_key=live)
     if args.command == "status":
         await keeper.start()
         print_status(keeper, args.top)

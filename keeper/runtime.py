@@ -87,8 +87,8 @@ def status_rows(keeper: Keeper, top: int) -> list[tuple[str, float, float, float
 def print_status(keeper: Keeper, top: int) -> None:
     assert keeper.market is not None
     print(f"block {keeper.market.block}: {len(keeper.book or [])} accounts")
-    print(f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>9}")
+    print(f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>12}")
     for user, c, d, h, liq, dist in status_rows(keeper, top):
         hs = "no debt" if math.isinf(h) else f"{h:.4f}"
-        ds = "-" if math.isinf(dist) else f"{dist:.1%}"
-        print(f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>9}")
+        ds = "-" if math.isinf(dist) else ("liquidatable" if h < 1 else f"{dist:.1%}")
+        print(f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>12}")

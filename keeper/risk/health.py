@@ -83,10 +83,11 @@ def liquidation_prices(scaled_coll: F64, scaled_debt: F64, coll_on: B, borrow_on
     return np.where((denom != 0) & (p > 0) & np.isfinite(p), p, np.nan)
 
 
-def distance_to_liquidation(liq_price: F64, price_base: F64) -> F64:
+def distance_to_liquidation(liq_price: F64, price_base: F64, health_factor: F64) -> F64:
     """(P,) smallest relative price move of a single asset that liquidates the account
-    (0.25 = a 25% move); +inf when no single asset can."""
+    (0.25 = a 25% move); 0 when already liquidatable; +inf when no single asset can."""
     with np.errstate(invalid="ignore"):
         move = np.abs(liq_price / price_base - 1.0)
     move = np.where(np.isnan(move), np.inf, move)
-    return move.min(axis=1) if move.shape[1] else np.full(move.shape[0], np.inf)
+    nearest = move.min(axis=1) if move.shape[1] else np.full(move.shape[0], np.inf)
+    return np.where(health_factor < 1.0, 0.0, nearest)

@@ -1,0 +1,98 @@
+"""The `keeper` command over real JSON-RPC (HTTP) against anvil, with config/local.toml."""
+
+import os
+import subprocess
+import sys
+import tomllib
+
+from eth_account import Account
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider
+
+from keeper.devchain import Deployment, DevChain
+from tests.anvil.conftest import DEV_KEYS, ROOT
+
+E18, E6 = 10**18, 10**6
+
+
+def keeper_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(
+        [sys.executable, "-m", "keeper", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+async def deploy_and_open(url: str) -> tuple[DevChain, Deployment, str]:
+    r = keeper_cli("deploy-testnet", "--rpc-url", url, env={})
+    assert r.returncode == 0, r.stderr
+    local = tomllib.loads((ROOT / "config" / "local.toml").read_text())
+    deployed = tomllib.loads(r.stdout)
+    assert deployed["aave"] == local["aave"], "config/local.toml no longer matches `keeper deploy-testnet`"
+    w3 = AsyncWeb3(AsyncHTTPProvider(url))
+    accounts = list(await w3.eth.accounts)
+    dc = DevChain(w3)
+    # the deployment just made, rebuilt from the config's addresses
+    dep = Deployment(
+        pool=local["aave"]["pool"],
+        oracle=local["aave"]["oracle"],
+        multicall3=local["aave"]["multicall3"],
+        deployer=accounts[0],
+    )
+    for part in deployed_comment(r.stdout, "tokens"):
+        dep.tokens[part[0]] = part[1]
+    for part in deployed_comment(r.stdout, "aggregators"):
+        dep.aggregators[part[0]] = part[1]
+    lp, victim = accounts[1], accounts[2]
+    await dc.supply(dep, "USDC", lp, 1_000_000 * E6)
+    await dc.supply(dep, "WETH", victim, 10 * E18)
+    await dc.borrow(dep, "USDC", victim, 24_000 * E6)
+    await dc.set_price(dep, "WETH", 2_800.0)
+    return dc, dep, victim
+
+
+def deployed_comment(text: str, name: str) -> list[tuple[str, str]]:
+    line = next(x for x in text.splitlines() if x.startswith(f"# {name}:"))
+    return [tuple(p.strip().split("=")) for p in line.split(":", 1)[1].split(",")]  # type: ignore[misc]
+
+
+async def test_status_dry_run_and_live_liquidation_over_http(anvil):
+    dc, dep, victim = await deploy_and_open(anvil)
+    liquidator = Account.from_key(DEV_KEYS[9]).address
+    await dc.mint(dep, "USDC", liquidator, 50_000 * E6)
+    pool = dc.contract("Pool", dep.pool)
+    assert (await pool.functions.getUserAccountData(victim).call())[5] < E18
+
+    await dc.w3.provider.make_request("evm_setIntervalMining", [1])  # blocks for `run --blocks N`
+    env = {"KEEPER_RPC_URL": anvil}
+    r = keeper_cli("status", "--network", "local", env={**env, "KEEPER_ADDRESS": liquidator})
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith(victim))
+    assert "0.96" in row and "liquidatable" in row, r.stdout
+
+    nonce = await dc.w3.eth.get_transaction_count(liquidator)
+    r = keeper_cli("run", "--network", "local", "--dry-run", "--blocks", "1", env={**env, "KEEPER_ADDRESS": liquidator})
+    assert r.returncode == 0, r.stderr
+    assert "LIQUIDATE" in r.stdout and "dry-run" in r.stdout
+    assert await dc.w3.eth.get_transaction_count(liquidator) == nonce
+
+    r = keeper_cli("run", "--network", "local", "--blocks", "2", env={**env, "KEEPER_PRIVATE_KEY": DEV_KEYS[9]})
+    assert r.returncode == 0, r.stderr
+    assert "LIQUIDATE" in r.stdout and " ok" in r.stdout, r.stdout
+    assert (await pool.functions.getUserAccountData(victim).call())[5] >= E18
+    assert DEV_KEYS[9][2:] not in r.stdout + r.stderr
+
+
+async def test_wrong_chain_id_exits_3(anvil):
+    r = keeper_cli(
+        "status",
+        "--network",
+        "local",
+        env={"KEEPER_RPC_URL": anvil, "KEEPER_CHAIN_ID": "1", "KEEPER_ADDRESS": Account.from_key(DEV_KEYS[9]).address},
+    )
+    assert r.returncode == 3
+    assert "chain id 31337 but the configuration says 1" in r.stderr

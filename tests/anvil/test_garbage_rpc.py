@@ -1,0 +1,70 @@
+"""A JSON-RPC server on loopback that answers with garbage: clear errors, no traceback, nothing sent."""
+
+import asyncio
+import os
+import sys
+
+import pytest
+from aiohttp import web
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider
+
+from keeper.chain import Call, Chain
+from keeper.errors import TransientError
+from tests.anvil.conftest import ROOT, free_port
+
+
+async def start_server(handler):
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def garbage(request: web.Request) -> web.Response:
+    body = await request.json()
+    result = {"eth_chainId": "0x7a69", "eth_blockNumber": "0x10", "eth_call": "0xdeadbeef"}.get(body["method"])
+    if result is None:
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32000, "message": "nope"}})
+    return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
+
+
+@pytest.fixture
+async def garbage_rpc():
+    runner, url = await start_server(garbage)
+    yield url
+    await runner.cleanup()
+
+
+async def test_multicall_garbage_is_a_transient_error(garbage_rpc):
+    chain = Chain(AsyncWeb3(AsyncHTTPProvider(garbage_rpc)), "0x" + "11" * 20)
+    assert await chain.chain_id() == 31337
+    with pytest.raises(TransientError, match="undecodable reply"):
+        await chain.multicall([Call("0x" + "22" * 20, b"\x01\x02\x03\x04")], 16)
+    with pytest.raises(TransientError, match="eth_getBlockByNumber"):
+        await chain.head()
+
+
+async def test_cli_on_garbage_rpc_prints_one_clear_line(garbage_rpc):
+    env = {"PATH": os.environ.get("PATH", ""), "KEEPER_RPC_URL": garbage_rpc, "KEEPER_ADDRESS": "0x" + "33" * 20}
+    # the server runs in this event loop, so the CLI runs as an asyncio subprocess
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "keeper",
+        "status",
+        "--network",
+        "local",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    stderr = err.decode()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "keeper: eth_getBlockByNumber(latest) failed" in stderr
