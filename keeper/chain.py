@@ -61,6 +61,15 @@ class Chain:
         self.requests = 0
         """JSON-RPC requests this Chain has sent (for reports and benchmarks)."""
 
+    async def close(self) -> None:
+        """Close the provider's connections (HTTP session or WebSocket)."""
+        disconnect = getattr(self.w3.provider, "disconnect", None)
+        if disconnect is not None:
+            try:
+                await disconnect()
+            except Exception as exc:  # closing must not mask the real outcome
+                log.debug("closing the provider failed: %s", exc)
+
     async def chain_id(self) -> int:
         self.requests += 1
         try:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "verbose", False))
     if args.command in ("demo", "deploy-testnet"):
-        logging.getLogger("keeper.decision").setLevel(logging.WARNING)
+        logging.getLogger("keeper").setLevel(logging.WARNING)  # the demo prints its own narrative
     try:
         return asyncio.run(_dispatch(args))
     except ConfigError as exc:
@@ -97,11 +97,14 @@ async def _dispatch(args: Any) -> int:
 
     live = args.command == "run" and not args.dry_run
     keeper = await open_keeper(args.network, args.env_file, dry_run=not live, require_key=live)
-    if args.command == "status":
-        await keeper.start()
-        print_status(keeper, args.top)
-        return 0
-    await keeper.run(blocks=args.blocks)
+    try:
+        if args.command == "status":
+            await keeper.start()
+            print_status(keeper, args.top)
+        else:
+            await keeper.run(blocks=args.blocks)
+    finally:
+        await keeper.chain.close()
     return 0
 
 

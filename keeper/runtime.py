@@ -71,6 +71,8 @@ def status_rows(keeper: Keeper, top: int) -> list[tuple[str, float, float, float
                 moves = np.abs(snap.liquidation_price[k] / np.array(keeper.market.prices_base, float) - 1)
             a = int(np.nanargmin(moves))
             liq = f"{keeper.market.reserves[a].symbol} {usd(snap.liquidation_price[k][a])}"
+        if keeper.book.positions[snap.users[k]].emode:
+            liq = f"e-mode {keeper.book.positions[snap.users[k]].emode}: not modelled"
         rows.append(
             (
                 snap.users[k],

@@ -24,11 +24,13 @@ from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxRequest, TxResult
 from keeper.protocols.aave_v3 import WAD, AaveV3, Market, account_data
-from keeper.strategy.actions import Action, Protect
+from keeper.strategy.actions import Action, Liquidate, Protect
 from keeper.strategy.liquidate import decide_liquidations
 from keeper.strategy.protect import decide_protect
 
 log = logging.getLogger("keeper")
+MAX_CONSECUTIVE_FAILURES = 10
+"""The loop stops (FatalError) after this many blocks in a row that failed."""
 decision_log = logging.getLogger("keeper.decision")
 
 
@@ -193,6 +195,14 @@ class Keeper:
         return outcomes
 
     # ------------------------------------------------------------------ execution
+    def _worth_wei(self, action: Action) -> int | None:
+        """For a liquidation: the most gas (wei) it can burn and still clear min_profit_usd."""
+        if not isinstance(action, Liquidate) or self.market is None:
+            return None
+        min_profit = int(self.settings.liquidate.min_profit_usd * 10**8)
+        native_price = self.market.prices_base[self.native_index]
+        return max(0, (action.expected_gross_base - min_profit) * 10**18 // native_price)
+
     def _encode(self, action: Action) -> tuple[TxRequest, tuple[str, str, int]]:
         a = self.adapter
         if isinstance(action, Protect):
@@ -213,7 +223,7 @@ class Keeper:
         out = Outcome(head.number, action)
         tx, approve = self._encode(action)
         try:
-            out.results = await self.executor.execute(tx, approve=approve)
+            out.results = await self.executor.execute(tx, approve=approve, max_gas_cost_wei=self._worth_wei(action))
             if any(r.sent for r in out.results):
                 raw = await self.chain.call(self.adapter.pool, self.adapter.encode_account_data(action.account))
                 hf = int(fn("AaveV3Pool", "getUserAccountData").decode(raw)[5])
@@ -248,8 +258,8 @@ class Keeper:
 
     # ------------------------------------------------------------------ loop
     async def run(self, *, blocks: int | None = None) -> None:
-        """Poll for new blocks until cancelled (or `blocks` blocks have been processed)."""
-        await self.start()
+        """Poll for new blocks until cancelled (or `blocks` blocks have been processed). Start-up
+        (discovery) runs inside the loop, so a transient RPC failure there is retried too."""
         done = 0
         failures = 0
         while blocks is None or done < blocks:
@@ -275,6 +285,8 @@ class Keeper:
             except Exception:
                 failures += 1
                 log.exception("unexpected error in the keeper loop (%d in a row)", failures)
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                raise FatalError(f"{failures} consecutive failed blocks: stopping (see the log above)")
             await asyncio.sleep(self.settings.poll_interval_s)
 
 

@@ -108,8 +108,8 @@ class Executor:
                 raise TransientError(f"simulation of {tx.description} failed: {exc}") from exc
             raise
 
-    async def fees(self) -> tuple[int, int]:
-        """(maxFeePerGas, maxPriorityFeePerGas) in wei: 2 x base fee + tip, capped."""
+    async def fees(self) -> tuple[int, int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas, base fee) in wei: max fee = 2 x base fee + tip, capped."""
         head = await self.chain.head()
         cap = int(self.settings.max_fee_gwei * GWEI)
         tip = min(int(self.settings.priority_fee_gwei * GWEI), cap)
@@ -117,7 +117,7 @@ class Executor:
             raise SkipAction(
                 f"base fee {head.base_fee_wei / GWEI:.2f} gwei + tip is above the cap {self.settings.max_fee_gwei} gwei"
             )
-        return min(cap, 2 * head.base_fee_wei + tip), tip
+        return min(cap, 2 * head.base_fee_wei + tip), tip, head.base_fee_wei
 
     async def allowance(self, token: str, spender: str) -> int:
         raw = await self.chain.call(token, fn("ERC20", "allowance").encode(self.address, spender))
@@ -132,9 +132,12 @@ class Executor:
             f"approve {amount} of {token} to {spender}",
         )
 
-    async def execute(self, tx: TxRequest, *, approve: tuple[str, str, int] | None = None) -> list[TxResult]:
+    async def execute(
+        self, tx: TxRequest, *, approve: tuple[str, str, int] | None = None, max_gas_cost_wei: int | None = None
+    ) -> list[TxResult]:
         """Send `tx` (after an exact-amount ERC20 approval when `approve` = (token, spender, amount)
-        needs one). Raises SkipAction if the simulation reverts or a cap is hit."""
+        needs one). Raises SkipAction if the simulation reverts, a cap is hit, or the estimated gas
+        cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth)."""
         results: list[TxResult] = []
         if approve is not None:
             approval = await self.approval_needed(*approve)
@@ -147,13 +150,19 @@ class Executor:
                         ),
                     ]
                 results.append(await self._send(approval))
-        results.append(await self._send(tx))
+        results.append(await self._send(tx, max_gas_cost_wei))
         return results
 
-    async def _send(self, tx: TxRequest) -> TxResult:
+    async def _send(self, tx: TxRequest, max_gas_cost_wei: int | None = None) -> TxResult:
         gas_estimate = await self.simulate(tx)
         gas_limit = int(gas_estimate * self.settings.gas_limit_multiplier)
-        max_fee, tip = await self.fees()
+        max_fee, tip, base_fee = await self.fees()
+        expected_cost = gas_estimate * min(max_fee, base_fee + tip)
+        if max_gas_cost_wei is not None and expected_cost > max_gas_cost_wei:
+            raise SkipAction(
+                f"{tx.description}: expected gas cost {expected_cost / 1e18:.6f} exceeds what it is worth "
+                f"({max_gas_cost_wei / 1e18:.6f})"
+            )
         worst_cost = gas_limit * max_fee
         if worst_cost > int(self.settings.max_gas_spend_native * 10**18):
             raise SkipAction(

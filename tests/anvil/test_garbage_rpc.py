@@ -68,3 +68,29 @@ async def test_cli_on_garbage_rpc_prints_one_clear_line(garbage_rpc):
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert "keeper: eth_getBlockByNumber(latest) failed" in stderr
+
+
+async def test_get_logs_halves_a_refused_range():
+    seen: list[tuple[int, int]] = []
+
+    async def picky(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["method"] == "eth_getLogs":
+            f = body["params"][0]
+            lo, hi = int(f["fromBlock"], 16), int(f["toBlock"], 16)
+            seen.append((lo, hi))
+            if hi - lo + 1 > 8:
+                err = {"code": -32005, "message": "query returned more than 10000 results"}
+                return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": err})
+            return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": []})
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": "0x7a69"})
+
+    runner, url = await start_server(picky)
+    try:
+        chain = Chain(AsyncWeb3(AsyncHTTPProvider(url)), "0x" + "11" * 20, log_chunk=100)
+        assert await chain.get_logs("0x" + "22" * 20, [], 0, 99) == []
+    finally:
+        await runner.cleanup()
+    served = sorted((lo, hi) for lo, hi in seen if hi - lo + 1 <= 8)
+    covered = [b for lo, hi in served for b in range(lo, hi + 1)]
+    assert covered == list(range(100)), "every block exactly once"

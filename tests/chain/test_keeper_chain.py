@@ -193,3 +193,22 @@ async def test_pool_reverts_what_aave_reverts(env):
         keeper.executor.address = sender
         with pytest.raises(SkipAction, match=f"reverted: {code}$"):
             await keeper.executor.simulate(TxRequest(env.dep.pool, bytes.fromhex(data[2:]), "test"))
+
+
+async def test_loop_stops_after_repeated_unexpected_errors(env, monkeypatch):
+    import dataclasses
+
+    from keeper.service import MAX_CONSECUTIVE_FAILURES
+
+    keeper = env.keeper()
+    keeper.settings = dataclasses.replace(keeper.settings, poll_interval_s=0.0)
+    calls = []
+
+    async def broken():
+        calls.append(1)
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(keeper, "step", broken)
+    with pytest.raises(FatalError, match="consecutive failed blocks"):
+        await keeper.run(blocks=1)
+    assert len(calls) == MAX_CONSECUTIVE_FAILURES
