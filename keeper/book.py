@@ -1,7 +1,9 @@
 """The book: every monitored account as rows of numpy arrays, plus its exact raw balances.
 
-Rows are scaled balances (accounts x assets); market columns (prices, indices, thresholds) are
-replaced whole each block. An account's own event re-reads that one row.
+Rows are scaled balances (accounts x assets) that count for health: collateral only where the
+account has it enabled as collateral, debt only where it borrows (zero elsewhere). Market
+columns (prices, indices, thresholds) are replaced whole each block. An account's own event
+re-reads that one row.
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ class Snapshot:
 
 
 class Book:
-    def __init__(self, n_assets: int, capacity: int = 64):
+    def __init__(self, n_assets: int, capacity: int = 64, workers: int = 2):
         self.n_assets = n_assets
+        self.workers = workers
+        """Threads for the health recompute of large books (numpy releases the GIL)."""
         self.users: list[str] = []
         self.row: dict[str, int] = {}
         self.positions: dict[str, Position] = {}
         self.scaled_coll = np.zeros((capacity, n_assets))
         self.scaled_debt = np.zeros((capacity, n_assets))
-        self.coll_on = np.zeros((capacity, n_assets), dtype=bool)
-        self.borrow_on = np.zeros((capacity, n_assets), dtype=bool)
         self.market: Market | None = None
         self._market_arrays: MarketArrays | None = None
 
@@ -44,7 +46,7 @@ class Book:
 
     def _grow(self) -> None:
         cap = self.scaled_coll.shape[0] * 2
-        for name in ("scaled_coll", "scaled_debt", "coll_on", "borrow_on"):
+        for name in ("scaled_coll", "scaled_debt"):
             old = getattr(self, name)
             new = np.zeros((cap, self.n_assets), dtype=old.dtype)
             new[: old.shape[0]] = old
@@ -60,10 +62,8 @@ class Book:
                 self.users.append(p.user)
                 self.row[p.user] = k
             self.positions[p.user] = p
-            self.scaled_coll[k] = [float(x) for x in p.scaled_collateral]
-            self.scaled_debt[k] = [float(x) for x in p.scaled_debt]
-            self.coll_on[k] = [p.is_collateral(i) for i in range(self.n_assets)]
-            self.borrow_on[k] = [p.is_borrowing(i) for i in range(self.n_assets)]
+            self.scaled_coll[k] = [float(x) if p.is_collateral(i) else 0.0 for i, x in enumerate(p.scaled_collateral)]
+            self.scaled_debt[k] = [float(x) if p.is_borrowing(i) else 0.0 for i, x in enumerate(p.scaled_debt)]
 
     def set_market(self, market: Market) -> None:
         self.market = market
@@ -79,9 +79,9 @@ class Book:
         if self._market_arrays is None:
             raise RuntimeError("the book has no market state yet")
         n = len(self.users)
-        args = (self.scaled_coll[:n], self.scaled_debt[:n], self.coll_on[:n], self.borrow_on[:n], self._market_arrays)
-        h = health(*args)
-        liq = liquidation_prices(*args)
+        coll, debt = self.scaled_coll[:n], self.scaled_debt[:n]
+        h = health(coll, debt, self._market_arrays, workers=self.workers if n >= 100_000 else 1)
+        liq = liquidation_prices(coll, debt, self._market_arrays)
         return Snapshot(
             tuple(self.users), h, liq, distance_to_liquidation(liq, self._market_arrays.price_base, h.health_factor)
         )

@@ -64,6 +64,14 @@ async def test_health_matches_pool_for_random_positions(env):
         below += onchain < WAD
     assert 0 < below < len(users), below  # both classes are exercised
 
+    # A block with no Pool activity costs a fixed handful of requests, whatever the number of
+    # accounts: head, eth_getLogs, one multicall (market + wallet).
+    tester.mine_blocks(1)
+    assert await keeper.step() is not None  # the wallet holds no debt asset: nothing to do
+    tester.mine_blocks(1)
+    quiet = await keeper.step()
+    assert quiet is not None and quiet.requests == 3, quiet.requests
+
 
 async def open_position(env, user, coll_sym, coll_amount, debt_sym, debt_amount):
     await env.dc.supply(env.dep, coll_sym, user, coll_amount)

@@ -110,3 +110,18 @@ def test_book_updates_one_row():
     after = book.snapshot().health.health_factor
     assert len(book) == 10
     assert np.array_equal(np.delete(before, 3), np.delete(after, 3))
+
+
+def test_threaded_recompute_equals_single_thread():
+    from keeper.risk.health import health
+
+    rng = random.Random(4)
+    market, positions = random_state(rng, 40_000)
+    book = Book(4)
+    book.upsert(positions)
+    book.set_market(market)
+    n = len(book)
+    one = health(book.scaled_coll[:n], book.scaled_debt[:n], book._market_arrays, workers=1)
+    two = health(book.scaled_coll[:n], book.scaled_debt[:n], book._market_arrays, workers=2)
+    assert np.array_equal(one.health_factor, two.health_factor)
+    assert np.array_equal(one.collateral_base, two.collateral_base)
