@@ -90,6 +90,18 @@ def event(abi_name: str, name: str) -> Event:
     raise KeyError(f"{abi_name} has no event {name}")
 
 
+def word(data: bytes | None, what: str) -> int:
+    """One uint256 return value; a missing or undecodable reply is a TransientError."""
+    from keeper.errors import TransientError
+
+    if data is None:
+        raise TransientError(f"{what} reverted inside the multicall")
+    try:
+        return int(decode(["uint256"], data)[0])
+    except Exception as exc:  # eth-abi raises several decoding errors
+        raise TransientError(f"{what}: undecodable reply {data!r:.80}") from exc
+
+
 def revert_reason(data: bytes | str | None) -> str:
     """Decode Error(string) / Panic(uint256) revert data into text."""
     if data is None:

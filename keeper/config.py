@@ -210,9 +210,24 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
     if chain_id is None or (isinstance(chain_id, int) and chain_id <= 0):
         errors.append(f"{where}: chain_id: required, a positive integer")
 
-    rpc_url = env.get("KEEPER_RPC_URL") or data.get("rpc_url")
+    top_level = {
+        "network",
+        "chain_id",
+        "native_asset",
+        "poll_interval_s",
+        "log_chunk_blocks",
+        "multicall_chunk",
+        "aave",
+        "protect",
+        "liquidate",
+        "execution",
+    }
+    for key in sorted(set(data) - top_level):
+        hint = " (secrets such as the RPC URL belong in the environment: KEEPER_RPC_URL)" if "rpc" in key else ""
+        errors.append(f"{where}: {key}: unknown key{hint}")
+    rpc_url = env.get("KEEPER_RPC_URL")
     if not rpc_url:
-        errors.append(f"{where}: no RPC URL: set KEEPER_RPC_URL in the environment or env file")
+        errors.append("no RPC URL: set KEEPER_RPC_URL in the environment or the env file")
     elif not re.match(r"^(https?|wss?)://", str(rpc_url)):
         errors.append("KEEPER_RPC_URL: expected an http(s):// or ws(s):// URL")
 

@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from eth_abi import decode
 
-from keeper.abi import fn
+from keeper.abi import fn, word
 from keeper.book import Book, Snapshot
 from keeper.chain import Call, Chain, Head
 from keeper.config import Settings
@@ -111,7 +110,7 @@ class Keeper:
         calls.append(Call(self.chain.multicall3, fn("Multicall3", "getEthBalance").encode(self.executor.address)))
         results = await self.chain.multicall(calls, head.number)
         self.market = self.adapter.decode_market(results[:n_market], head.number, head.timestamp)
-        words = [int(decode(["uint256"], r or b"")[0]) if r else 0 for r in results[n_market:]]
+        words = [word(r, "wallet balance") for r in results[n_market:]]
         self.wallet = Wallet(tokens=words[:-1], native_wei=words[-1])
         self.book.set_market(self.market)
         if users:

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || scripts/setup.sh
-.venv/bin/ruff check keeper tests
+.venv/bin/ruff check keeper tests benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eth_abi import decode
 from eth_utils import to_checksum_address
 
-from keeper.abi import event, fn
+from keeper.abi import event, fn, word
 from keeper.chain import Call, Chain
 from keeper.errors import TransientError
 
@@ -369,15 +368,15 @@ class AaveV3:
         n = len(self.reserves)
         if len(prices) != n:
             raise TransientError(f"oracle returned {len(prices)} prices for {n} reserves")
-        word = [_word(results[1 + k], "market read") for k in range(3 * n)]
+        values = [word(results[1 + k], "market read") for k in range(3 * n)]
         return Market(
             block=block,
             timestamp=timestamp,
             reserves=self.reserves,
-            configs=tuple(ReserveConfig.from_bitmap(word[3 * i + 2]) for i in range(n)),
+            configs=tuple(ReserveConfig.from_bitmap(values[3 * i + 2]) for i in range(n)),
             prices_base=tuple(int(p) for p in prices),
-            income_ray=tuple(word[3 * i] for i in range(n)),
-            debt_index_ray=tuple(word[3 * i + 1] for i in range(n)),
+            income_ray=tuple(values[3 * i] for i in range(n)),
+            debt_index_ray=tuple(values[3 * i + 1] for i in range(n)),
         )
 
     async def read_positions(
@@ -394,7 +393,7 @@ class AaveV3:
             fn("ScaledBalanceToken", "scaledBalanceOf"),
         )
         head = await chain.multicall([Call(self.pool, f.encode(u)) for u in users for f in (config, emode)], block)
-        words = [_word(r, "getUserConfiguration/getUserEMode") for r in head]
+        words = [word(r, "getUserConfiguration/getUserEMode") for r in head]
         plan: list[tuple[int, int, bool]] = []  # (user index, reserve index, is debt token)
         calls: list[Call] = []
         for k, user in enumerate(users):
@@ -411,7 +410,7 @@ class AaveV3:
         coll = [[0] * n for _ in users]
         debt = [[0] * n for _ in users]
         for (k, i, is_debt), reply in zip(plan, results, strict=True):
-            (debt if is_debt else coll)[k][i] = _word(reply, "scaledBalanceOf")
+            (debt if is_debt else coll)[k][i] = word(reply, "scaledBalanceOf")
         return [
             Position(to_checksum_address(u), block, words[2 * k], words[2 * k + 1], tuple(coll[k]), tuple(debt[k]))
             for k, u in enumerate(users)
@@ -429,15 +428,6 @@ class AaveV3:
 
     def encode_account_data(self, user: str) -> bytes:
         return fn(POOL, "getUserAccountData").encode(user)
-
-
-def _word(data: bytes | None, what: str) -> int:
-    try:
-        return int(decode(["uint256"], _need(data, what))[0])
-    except TransientError:
-        raise
-    except Exception as exc:  # a garbage reply that does not decode
-        raise TransientError(f"{what}: undecodable reply {data!r:.80}") from exc
 
 
 def _need(data: bytes | None, what: str) -> bytes:

@@ -138,3 +138,12 @@ def test_cli_reports_config_error_with_exit_code_2(tmp_path):
     assert r.returncode == 2
     assert "configuration error" in r.stderr and "chain_id: expected int" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_rpc_url_is_not_read_from_toml(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    env.delenv("KEEPER_RPC_URL")
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, 'rpc_url = "https://node.example/key"\n' + GOOD))
+    assert "rpc_url: unknown key (secrets such as the RPC URL belong in the environment" in str(e.value)
+    assert "no RPC URL: set KEEPER_RPC_URL" in str(e.value)
