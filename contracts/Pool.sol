@@ -112,6 +112,35 @@ contract Pool is IPool {
     _updateRates(asset, r);
   }
 
+  /// Test-chain seeding (not part of Aave): opens many positions in one transaction, as if each
+  /// user had supplied `collateralAmounts[k]` and borrowed `debtAmounts[k]`. The admin funds the
+  /// collateral aToken with the underlying separately; borrowed liquidity does not leave the pool.
+  function seedPositions(
+    address collateral,
+    address debt,
+    address[] calldata users,
+    uint256[] calldata collateralAmounts,
+    uint256[] calldata debtAmounts
+  ) external onlyAdmin {
+    Reserve storage cr = _reserves[collateral];
+    Reserve storage dr = _reserves[debt];
+    _updateState(cr);
+    _updateState(dr);
+    for (uint256 k = 0; k < users.length; k++) {
+      address user = users[k];
+      AToken(cr.aTokenAddress).mint(msg.sender, user, collateralAmounts[k], cr.liquidityIndex);
+      _setUsingAsCollateral(user, cr.id, true);
+      emit Supply(collateral, user, user, collateralAmounts[k], 0);
+      if (debtAmounts[k] != 0) {
+        VariableDebtToken(dr.variableDebtTokenAddress).mint(user, user, debtAmounts[k], dr.variableBorrowIndex);
+        _setBorrowing(user, dr.id, true);
+        emit Borrow(debt, user, user, debtAmounts[k], DataTypes.InterestRateMode.VARIABLE, dr.currentVariableBorrowRate, 0);
+      }
+    }
+    _updateRates(collateral, cr);
+    _updateRates(debt, dr);
+  }
+
   // ---------------------------------------------------------------- user actions
 
   function supply(address asset, uint256 amount, address onBehalfOf, uint16 referralCode) external {
