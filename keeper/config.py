@@ -70,6 +70,13 @@ class LiquidateSettings:
 
 
 @dataclass(frozen=True)
+class OracleSettings:
+    max_age_s: int = 90_000
+    """A price source whose latest round is older than this (heartbeat + slack, seconds) is stale:
+    no action on accounts exposed to that asset. 25 h suits Chainlink's 24 h heartbeat feeds."""
+
+
+@dataclass(frozen=True)
 class ExecutionSettings:
     max_fee_gwei: float = 200.0
     """Never pay more than this per gas (EIP-1559 maxFeePerGas cap)."""
@@ -91,6 +98,7 @@ class Settings:
     protect: ProtectSettings
     liquidate: LiquidateSettings
     execution: ExecutionSettings
+    oracle: OracleSettings = OracleSettings()
     private_key: Secret | None = None
     address: str | None = None
     """The keeper's address: from the key, or KEEPER_ADDRESS for a key-less dry run."""
@@ -266,6 +274,9 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
                 errors.append(f"{where}: [protect] prefer: unknown action {p!r} (use 'repay', 'supply')")
     liquidate = _section(data, "liquidate", LiquidateSettings, where, errors, env)
     execution = _section(data, "execution", ExecutionSettings, where, errors, env)
+    oracle = _section(data, "oracle", OracleSettings, where, errors, env)
+    if oracle is not None and oracle.max_age_s <= 0:
+        errors.append(f"{where}: [oracle] max_age_s: must be positive")
     if execution is not None and execution.max_fee_gwei <= 0:
         errors.append(f"{where}: [execution] max_fee_gwei: must be positive")
 
@@ -283,6 +294,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
     assert aave is not None and protect is not None and liquidate is not None and execution is not None
+    assert oracle is not None
     return Settings(
         network=str(data.get("network", path.stem)),
         chain_id=int(chain_id),
@@ -292,6 +304,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         protect=protect,
         liquidate=liquidate,
         execution=execution,
+        oracle=oracle,
         private_key=private_key,
         address=address,
         poll_interval_s=float(data.get("poll_interval_s", 2.0)),

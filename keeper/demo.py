@@ -101,7 +101,8 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
         await dc.supply(dep, c, who, ca)
         await dc.borrow(dep, d, who, da)
     await dc.advance_time(30 * 86_400)
-    out("30 days pass; debt accrues interest.")
+    await dc.heartbeat(dep)
+    out("30 days pass; debt accrues interest; the price feeds post their heartbeat rounds.")
 
     settings = make_settings(dep, await w3.eth.chain_id, keeper_key, (you,))
     chain = Chain(w3, dep.multicall3)

@@ -166,6 +166,13 @@ class DevChain:
     async def set_price(self, dep: Deployment, symbol: str, price_usd: float) -> None:
         await self.send("MockAggregator", dep.aggregators[symbol], "updateAnswer", dep.deployer, round(price_usd * 1e8))
 
+    async def heartbeat(self, dep: Deployment) -> None:
+        """Every feed posts a new round with its current answer, as Chainlink feeds do at least
+        once per heartbeat (after `advance_time`, or the keeper's oracle guard sees stale prices)."""
+        for agg in dep.aggregators.values():
+            answer = await self.view("MockAggregator", agg, "latestAnswer")
+            await self.send("MockAggregator", agg, "updateAnswer", dep.deployer, answer)
+
     async def account_data(self, dep: Deployment, user: str) -> tuple[int, ...]:
         return tuple(await self.view("Pool", dep.pool, "getUserAccountData", user))
 
@@ -209,6 +216,9 @@ prefer = ["repay", "supply"]
 [liquidate]
 enabled = true
 min_profit_usd = 1.0
+
+[oracle]
+max_age_s = 90000   # seconds: heartbeat + slack; older rounds are not acted on
 
 [execution]
 max_fee_gwei = 100.0

@@ -22,7 +22,8 @@ from keeper.chain import Call, Chain, Head
 from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxRequest, TxResult
-from keeper.protocols.aave_v3 import WAD, AaveV3, Market, account_data
+from keeper.protocols.aave_v3 import WAD, AaveV3, Market, Position, account_data
+from keeper.risk.guards import oracle_problems
 from keeper.strategy.actions import Action, Liquidate, Protect
 from keeper.strategy.liquidate import decide_liquidations
 from keeper.strategy.protect import decide_protect
@@ -77,6 +78,7 @@ class Keeper:
         self.last_block: int | None = None
         self.history: list[Outcome] = []
         self.native_index = -1
+        self._oracle_bad: dict[int, str] = {}
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -143,6 +145,14 @@ class Keeper:
         assert self.book is not None and self.market is not None and self.wallet is not None
         market, wallet = self.market, list(self.wallet.tokens)
         outcomes: list[Outcome] = []
+        bad = self._oracle_guard(head.number, market)
+
+        def exposed(pos: Position, extra: str | None = None) -> list[str]:
+            held = [i for i in bad if (pos.is_collateral(i) and pos.scaled_collateral[i]) or pos.is_borrowing(i)]
+            if extra is not None and market.index_of(extra) in bad:
+                held.append(market.index_of(extra))
+            return sorted({f"{market.reserves[i].symbol}: {bad[i]}" for i in held})
+
         for account in self.settings.protect.accounts:
             pos = self.book.positions.get(account)
             if pos is None:
@@ -152,6 +162,20 @@ class Keeper:
                 continue
             action = decide_protect(pos, market, wallet, self.settings.protect)
             if action is None:
+                continue
+            if reasons := exposed(pos, action.asset):
+                log.warning(
+                    "ALERT: not protecting %s (HF %.4f): untrusted oracle price: %s",
+                    account,
+                    action.health_before,
+                    "; ".join(reasons),
+                )
+                self._decide(
+                    head.number,
+                    "skip-protect",
+                    account,
+                    {"reason": "oracle guard", "oracle": reasons, "action": asdict(action)},
+                )
                 continue
             i = market.index_of(action.asset)
             wallet[i] -= action.amount
@@ -169,6 +193,10 @@ class Keeper:
         mask = snap.health.health_factor < 1.0
         candidates = [self.book.positions[u] for u, m in zip(snap.users, mask, strict=True) if m and u not in protected]
         candidates = [p for p in candidates if not p.emode]
+        guarded = [p for p in candidates if exposed(p)]
+        for p in guarded:
+            self._decide(head.number, "skip-liquidation", p.user, {"reason": "oracle guard", "oracle": exposed(p)})
+        candidates = [p for p in candidates if not exposed(p)]
         if candidates:
             ex = self.executor.settings
             gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))
@@ -192,6 +220,25 @@ class Keeper:
             for liquidation in plan.chosen:
                 outcomes.append(await self._execute(head, liquidation))
         return outcomes
+
+    def _oracle_guard(self, block: int, market: Market) -> dict[int, str]:
+        """Assets whose price must not be acted on; an alert when that set changes."""
+        bad = oracle_problems(market.feeds, market.timestamp, self.settings.oracle.max_age_s) if market.feeds else {}
+        if bad != self._oracle_bad:
+            for i, why in bad.items():
+                if self._oracle_bad.get(i) != why:
+                    log.warning(
+                        "ALERT: oracle price of %s is untrusted, no action on accounts exposed to it: %s",
+                        market.reserves[i].symbol,
+                        why,
+                    )
+            for i in set(self._oracle_bad) - set(bad):
+                log.warning("oracle price of %s is trusted again", market.reserves[i].symbol)
+            self._decide(
+                block, "oracle-guard", "-", {"untrusted": {market.reserves[i].symbol: w for i, w in bad.items()}}
+            )
+            self._oracle_bad = bad
+        return bad
 
     # ------------------------------------------------------------------ execution
     def _worth_wei(self, action: Action) -> int | None:
@@ -313,6 +360,6 @@ def format_outcome(out: Outcome, market: Market) -> str:
     profit = a.expected_gross_base - out.gas_cost_base
     return (
         f"[block {out.block}] LIQUIDATE {a.account[:10]}…  HF {a.health_before:.4f} -> {after}  "
-        f"repay {a.debt_to_cover / dunit:,.4f} {a.debt_symbol}, seize {a.expected_collateral / cunit:,.6f} "
+        f"repay {a.expected_debt_repaid / dunit:,.4f} {a.debt_symbol}, seize {a.expected_collateral / cunit:,.6f} "
         f"{a.collateral_symbol}  gas {gas:,} ({usd(out.gas_cost_base)})  profit {usd(profit)}  {status}"
     )

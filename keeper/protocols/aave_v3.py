@@ -18,6 +18,7 @@ from eth_utils import to_checksum_address
 from keeper.abi import event, fn, word
 from keeper.chain import Call, Chain
 from keeper.errors import TransientError
+from keeper.risk.guards import FeedRound
 
 NAME = "aave-v3"
 WAD = 10**18
@@ -30,6 +31,7 @@ DEFAULT_LIQUIDATION_CLOSE_FACTOR = 5_000
 MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD = 2_000 * 10**8
 MIN_LEFTOVER_BASE = 1_000 * 10**8
 MAX_UINT256 = 2**256 - 1
+ZERO_ADDRESS = "0x" + "0" * 40
 VARIABLE_RATE_MODE = 2
 
 
@@ -109,6 +111,8 @@ class Reserve:
     a_token: str
     variable_debt_token: str
     symbol: str
+    price_source: str = ""
+    """The AaveOracle's source for this asset (a Chainlink-style aggregator), if it reports one."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Market:
     """getReserveNormalizedIncome per reserve."""
     debt_index_ray: tuple[int, ...]
     """getReserveNormalizedVariableDebt per reserve."""
+    feeds: tuple[FeedRound | None, ...] = ()
+    """latestRoundData of each reserve's price source (None where the source has none)."""
 
     def index_of(self, asset: str) -> int:
         asset = to_checksum_address(asset)
@@ -329,22 +335,36 @@ class AaveV3:
     async def load_reserves(self, chain: Chain, block: int) -> tuple[Reserve, ...]:
         raw = await chain.call(self.pool, fn(POOL, "getReservesList").encode(), block)
         (assets,) = fn(POOL, "getReservesList").decode(raw)
-        get_data, symbol = fn(POOL, "getReserveData"), fn("ERC20", "symbol")
+        get_data, symbol, source = (
+            fn(POOL, "getReserveData"),
+            fn("ERC20", "symbol"),
+            fn("AaveOracle", "getSourceOfAsset"),
+        )
         calls: list[Call] = []
         for a in assets:
             calls.append(Call(self.pool, get_data.encode(a)))
             calls.append(Call(a, symbol.encode(), allow_failure=True))
+            calls.append(Call(self.oracle, source.encode(a), allow_failure=True))
         results = await chain.multicall(calls, block)
         reserves = []
         for k, a in enumerate(assets):
-            (d,) = get_data.decode(_need(results[2 * k], "getReserveData"))
-            sym_raw = results[2 * k + 1]
+            (d,) = get_data.decode(_need(results[3 * k], "getReserveData"))
+            src_raw = results[3 * k + 2]
+            src = to_checksum_address(source.decode(src_raw)[0]) if src_raw else ""
+            sym_raw = results[3 * k + 1]
             try:
                 sym = str(symbol.decode(sym_raw)[0]) if sym_raw else a[:10]
             except Exception:  # some tokens return bytes32 symbols
                 sym = a[:10]
             reserves.append(
-                Reserve(to_checksum_address(a), int(d[7]), to_checksum_address(d[8]), to_checksum_address(d[10]), sym)
+                Reserve(
+                    to_checksum_address(a),
+                    int(d[7]),
+                    to_checksum_address(d[8]),
+                    to_checksum_address(d[10]),
+                    sym,
+                    "" if src == ZERO_ADDRESS else src,
+                )
             )
         self.reserves = tuple(reserves)
         return self.reserves
@@ -361,6 +381,8 @@ class AaveV3:
                 Call(self.pool, debt.encode(a)),
                 Call(self.pool, conf.encode(a)),
             ]
+        latest = fn("AggregatorV3", "latestRoundData")
+        calls += [Call(r.price_source, latest.encode(), allow_failure=True) for r in self.reserves if r.price_source]
         return calls
 
     def decode_market(self, results: Sequence[bytes | None], block: int, timestamp: int) -> Market:
@@ -369,6 +391,15 @@ class AaveV3:
         if len(prices) != n:
             raise TransientError(f"oracle returned {len(prices)} prices for {n} reserves")
         values = [word(results[1 + k], "market read") for k in range(3 * n)]
+        latest = fn("AggregatorV3", "latestRoundData")
+        rounds = iter(results[1 + 3 * n :])
+        feeds: list[FeedRound | None] = []
+        for r in self.reserves:
+            raw = next(rounds) if r.price_source else None
+            try:
+                feeds.append(FeedRound(*(int(x) for x in latest.decode(raw))) if raw else None)
+            except Exception:  # a source that answers something else than latestRoundData
+                feeds.append(None)
         return Market(
             block=block,
             timestamp=timestamp,
@@ -377,6 +408,7 @@ class AaveV3:
             prices_base=tuple(int(p) for p in prices),
             income_ray=tuple(values[3 * i] for i in range(n)),
             debt_index_ray=tuple(values[3 * i + 1] for i in range(n)),
+            feeds=tuple(feeds),
         )
 
     async def read_positions(

@@ -35,6 +35,11 @@ class Liquidate:
     debt_asset: str
     debt_symbol: str
     debt_to_cover: int
+    """The `debtToCover` argument. When the whole reserve debt is taken it includes headroom for
+    interest accrued before inclusion (the Pool caps it at the debt then), so that one block of
+    interest cannot leave dust (revert 103)."""
+    expected_debt_repaid: int
+    """Debt asset units the Pool takes, at the decision block."""
     expected_collateral: int
     """Collateral units the keeper receives (after the protocol's fee)."""
     expected_gross_base: int

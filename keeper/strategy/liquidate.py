@@ -20,6 +20,9 @@ from keeper.protocols.aave_v3 import (
 )
 from keeper.strategy.actions import Liquidate
 
+FULL_DEBT_HEADROOM = 10_000
+"""A full-debt liquidation offers debt x (1 + 1/10,000): days of interest at usual rates."""
+
 
 def best_liquidation(pos: Position, market: Market, wallet: Sequence[int], gas_cost_base: int) -> Liquidate | None:
     acct = account_data(pos, market)
@@ -47,6 +50,9 @@ def best_liquidation(pos: Position, market: Market, wallet: Sequence[int], gas_c
                     q.collateral_received * market.prices_base[c] // cc.unit
                     - q.debt_repaid * market.prices_base[d] // dc.unit
                 )
+                param = q.debt_repaid
+                if q.debt_repaid == debt_balance(pos, market, d):
+                    param = min(wallet[d], q.debt_repaid + q.debt_repaid // FULL_DEBT_HEADROOM + 1)
                 if best is None or gross > best.expected_gross_base:
                     best = Liquidate(
                         account=pos.user,
@@ -54,7 +60,8 @@ def best_liquidation(pos: Position, market: Market, wallet: Sequence[int], gas_c
                         collateral_symbol=market.reserves[c].symbol,
                         debt_asset=market.reserves[d].asset,
                         debt_symbol=market.reserves[d].symbol,
-                        debt_to_cover=q.debt_repaid,
+                        debt_to_cover=param,
+                        expected_debt_repaid=q.debt_repaid,
                         expected_collateral=q.collateral_received,
                         expected_gross_base=gross,
                         expected_gas_base=gas_cost_base,

@@ -46,6 +46,7 @@ async def test_health_matches_pool_for_random_positions(env):
             env.dep, debt_sym, user, int(value * rng.uniform(0.85, 0.99) / spec.price_usd * 10**spec.decimals)
         )
     await env.dc.advance_time(10 * 86_400)
+    await env.dc.heartbeat(env.dep)
     await env.dc.set_price(env.dep, "WETH", 2_700.0)
     await env.dc.set_price(env.dep, "WBTC", 56_000.0)
 
@@ -125,10 +126,10 @@ async def test_liquidation_profit_matches_prediction(env):
     (out,) = report.outcomes
     a = out.action
     assert isinstance(a, Liquidate) and out.ok, out.error
-    assert a.debt_to_cover == 12_000 * E6 + (a.debt_to_cover - 12_000 * E6)  # ~50% close factor
+    assert a.debt_to_cover == a.expected_debt_repaid  # 50% close factor: the exact amount
     spent = usdc0 - await env.dc.balance(env.dep, "USDC", env.keeper_address)
     got = await env.dc.balance(env.dep, "WETH", env.keeper_address) - weth0
-    assert spent == a.debt_to_cover
+    assert spent == a.expected_debt_repaid
     assert got == a.expected_collateral
     realised = got * 2_850 * E8 // E18 - spent * E8 // E6
     assert realised == pytest.approx(a.expected_gross_base, abs=2)
@@ -220,3 +221,53 @@ async def test_loop_stops_after_repeated_unexpected_errors(env, monkeypatch):
     with pytest.raises(FatalError, match="consecutive failed blocks"):
         await keeper.run(blocks=1)
     assert len(calls) == MAX_CONSECUTIVE_FAILURES
+
+
+async def test_stale_oracle_means_no_action_and_an_alert(env, caplog):
+    user, victim = env.accounts[2], env.accounts[3]
+    await open_position(env, user, "WETH", 10 * E18, "USDC", 21_000 * E6)
+    await open_position(env, victim, "WETH", 10 * E18, "USDC", 24_000 * E6)
+    await fund_keeper(env, usdc=50_000 * E6)
+    now = (await env.w3.eth.get_block("latest"))["timestamp"]
+    # a crash price whose round is 26 hours old: past the 25 h max age
+    await env.dc.send(
+        "MockAggregator",
+        env.dep.aggregators["WETH"],
+        "updateRoundData",
+        env.dep.deployer,
+        2_700 * E8,
+        now - 26 * 3600,
+        now - 26 * 3600,
+    )
+    assert await pool_hf(env, victim) < WAD  # Aave itself would let it be liquidated
+    nonce = await env.w3.eth.get_transaction_count(env.keeper_address)
+    keeper = env.keeper(protect=(user,))
+    await keeper.start()
+    with caplog.at_level("WARNING", logger="keeper"):
+        report = await _mine_and_step(env, keeper)
+    assert report.outcomes == []
+    assert await env.w3.eth.get_transaction_count(env.keeper_address) == nonce
+    alerts = [r.getMessage() for r in caplog.records if "ALERT" in r.getMessage()]
+    assert any("oracle price of WETH is untrusted" in a and "stale" in a for a in alerts), alerts
+    assert any(f"not protecting {user}" in a for a in alerts), alerts
+
+    # a fresh round: the keeper acts again
+    await env.dc.set_price(env.dep, "WETH", 2_700.0)
+    report = await _mine_and_step(env, keeper)
+    assert {type(o.action).__name__ for o in report.outcomes} == {"Protect", "Liquidate"}
+    assert all(o.ok for o in report.outcomes), [o.error for o in report.outcomes]
+
+
+async def test_zero_oracle_answer_means_no_action(env):
+    from keeper.errors import TransientError
+
+    victim = env.accounts[4]
+    await open_position(env, victim, "WETH", 10 * E18, "USDC", 24_000 * E6)
+    await fund_keeper(env, usdc=50_000 * E6)
+    keeper = env.keeper()
+    await keeper.start()
+    await env.dc.set_price(env.dep, "WETH", 0.0)  # AaveOracle reverts on a non-positive answer
+    nonce = await env.w3.eth.get_transaction_count(env.keeper_address)
+    with pytest.raises(TransientError, match="multicall"):
+        await _mine_and_step(env, keeper)
+    assert await env.w3.eth.get_transaction_count(env.keeper_address) == nonce

@@ -131,3 +131,15 @@ def test_collateral_capped_liquidation_recomputes_debt():
 @pytest.mark.parametrize("bad", ["45"])
 def test_error_codes_are_aave_codes(bad):
     assert liquidation_quote(position(1, 10), market(), 0, 1, 1).error == bad
+
+
+def test_full_debt_liquidation_offers_headroom_for_interest():
+    from keeper.strategy.liquidate import best_liquidation
+
+    p = position(10, 27_000)  # HF < 0.95: the whole debt may be taken
+    a = best_liquidation(p, market(), [0, 10**30], gas_cost_base=0)
+    assert a is not None and a.expected_debt_repaid == 27_000 * 10**6
+    assert a.debt_to_cover == 27_000 * 10**6 + 27_000 * 10**6 // 10_000 + 1
+    # with a wallet holding exactly the debt, the headroom is what the wallet has
+    b = best_liquidation(p, market(), [0, 27_000 * 10**6], gas_cost_base=0)
+    assert b is not None and b.debt_to_cover == 27_000 * 10**6
