@@ -229,6 +229,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         "protect",
         "liquidate",
         "execution",
+        "oracle",
     }
     for key in sorted(set(data) - top_level):
         hint = " (secrets such as the RPC URL belong in the environment: KEEPER_RPC_URL)" if "rpc" in key else ""

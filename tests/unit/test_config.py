@@ -56,6 +56,7 @@ def test_good_config_and_redacted_repr(tmp_path, env):
 def test_shipped_configs_parse(env):
     env.setenv("KEEPER_PRIVATE_KEY", KEY)
     assert load_settings("mainnet").chain_id == 1
+    assert load_settings("mainnet").oracle.max_age_s == 90_000
     assert load_settings("local").chain_id == 31337
 
 
