@@ -50,12 +50,16 @@ def random_state(rng: random.Random, n: int) -> tuple[Market, list[Position]]:
     return market, positions
 
 
-def test_engine_matches_integer_math_to_1e9():
-    rng = random.Random(3)
-    market, positions = random_state(rng, 2000)
-    book = Book(4)
+def random_book(seed: int, n: int, capacity: int = 64) -> tuple[Market, list[Position], Book]:
+    market, positions = random_state(random.Random(seed), n)
+    book = Book(4, capacity=capacity)
     book.upsert(positions)
     book.set_market(market)
+    return market, positions, book
+
+
+def test_engine_matches_integer_math_to_1e9():
+    market, positions, book = random_book(3, 2000)
     snap = book.snapshot()
     for k, p in enumerate(positions):
         exact = account_data(p, market).health_factor_wad
@@ -68,11 +72,7 @@ def test_engine_matches_integer_math_to_1e9():
 
 
 def test_liquidation_price_brings_health_to_one():
-    rng = random.Random(5)
-    market, positions = random_state(rng, 300)
-    book = Book(4)
-    book.upsert(positions)
-    book.set_market(market)
+    market, positions, book = random_book(5, 300)
     snap = book.snapshot()
     checked = 0
     for k in range(len(positions)):
@@ -92,11 +92,7 @@ def test_liquidation_price_brings_health_to_one():
 
 
 def test_book_updates_one_row():
-    rng = random.Random(9)
-    market, positions = random_state(rng, 10)
-    book = Book(4, capacity=2)
-    book.upsert(positions)
-    book.set_market(market)
+    _, positions, book = random_book(9, 10, capacity=2)
     before = book.snapshot().health.health_factor.copy()
     changed = Position(
         positions[3].user,
@@ -115,11 +111,7 @@ def test_book_updates_one_row():
 def test_threaded_recompute_equals_single_thread():
     from keeper.risk.health import health
 
-    rng = random.Random(4)
-    market, positions = random_state(rng, 40_000)
-    book = Book(4)
-    book.upsert(positions)
-    book.set_market(market)
+    _, _, book = random_book(4, 40_000)
     n = len(book)
     one = health(book.scaled_coll[:n], book.scaled_debt[:n], book._market_arrays, workers=1)
     two = health(book.scaled_coll[:n], book.scaled_debt[:n], book._market_arrays, workers=2)
