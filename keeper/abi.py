@@ -100,16 +100,3 @@ def word(data: bytes | None, what: str) -> int:
         return int(decode(["uint256"], data)[0])
     except Exception as exc:  # eth-abi raises several decoding errors
         raise TransientError(f"{what}: undecodable reply {data!r:.80}") from exc
-
-
-def revert_reason(data: bytes | str | None) -> str:
-    """Decode Error(string) / Panic(uint256) revert data into text."""
-    if data is None:
-        return "reverted without data"
-    if isinstance(data, str):
-        data = bytes.fromhex(data[2:] if data.startswith("0x") else data)
-    if data[:4] == bytes.fromhex("08c379a0"):
-        return str(decode(["string"], data[4:])[0])
-    if data[:4] == bytes.fromhex("4e487b71"):
-        return f"panic 0x{decode(['uint256'], data[4:])[0]:x}"
-    return "0x" + data.hex() if data else "reverted without data"
