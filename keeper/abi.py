@@ -12,6 +12,8 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector
 
+from keeper.errors import TransientError
+
 _REPO_ABIS = Path(__file__).resolve().parent.parent / "abis"
 
 
@@ -90,12 +92,16 @@ def event(abi_name: str, name: str) -> Event:
     raise KeyError(f"{abi_name} has no event {name}")
 
 
-def word(data: bytes | None, what: str) -> int:
-    """One uint256 return value; a missing or undecodable reply is a TransientError."""
-    from keeper.errors import TransientError
-
+def need(data: bytes | None, what: str) -> bytes:
+    """A multicall result that must be there: None (the call reverted) is a TransientError."""
     if data is None:
         raise TransientError(f"{what} reverted inside the multicall")
+    return data
+
+
+def word(data: bytes | None, what: str) -> int:
+    """One uint256 return value; a missing or undecodable reply is a TransientError."""
+    data = need(data, what)
     try:
         return int(decode(["uint256"], data)[0])
     except Exception as exc:  # eth-abi raises several decoding errors

@@ -8,7 +8,7 @@ re-reads that one row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -16,16 +16,25 @@ from keeper.protocols.aave_v3 import Market, Position
 from keeper.risk.health import Health, MarketArrays, distance_to_liquidation, health, liquidation_prices
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    """Risk of every row at one block."""
+    """Risk of every row at one block. Health is computed at once (the per-block path);
+    liquidation prices and distances only when asked for (`keeper status`), from views of the
+    book's rows: ask before the book is updated again."""
 
-    users: tuple[str, ...]
-    health: Health
-    liquidation_price: np.ndarray
-    """(P, A) base units per token, NaN where not applicable."""
-    distance: np.ndarray
-    """(P,) smallest single-asset relative move to liquidation."""
+    def __init__(self, users: tuple[str, ...], health: Health, coll: np.ndarray, debt: np.ndarray, m: MarketArrays):
+        self.users = users
+        self.health = health
+        self._coll, self._debt, self._m = coll, debt, m
+
+    @cached_property
+    def liquidation_price(self) -> np.ndarray:
+        """(P, A) base units per token, NaN where not applicable."""
+        return liquidation_prices(self._coll, self._debt, self._m)
+
+    @cached_property
+    def distance(self) -> np.ndarray:
+        """(P,) smallest single-asset relative move to liquidation."""
+        return distance_to_liquidation(self.liquidation_price, self._m.price_base, self.health.health_factor)
 
 
 class Book:
@@ -81,7 +90,4 @@ class Book:
         n = len(self.users)
         coll, debt = self.scaled_coll[:n], self.scaled_debt[:n]
         h = health(coll, debt, self._market_arrays, workers=self.workers if n >= 100_000 else 1)
-        liq = liquidation_prices(coll, debt, self._market_arrays)
-        return Snapshot(
-            tuple(self.users), h, liq, distance_to_liquidation(liq, self._market_arrays.price_base, h.health_factor)
-        )
+        return Snapshot(tuple(self.users), h, coll, debt, self._market_arrays)

@@ -193,10 +193,13 @@ class Keeper:
         mask = snap.health.health_factor < 1.0
         candidates = [self.book.positions[u] for u, m in zip(snap.users, mask, strict=True) if m and u not in protected]
         candidates = [p for p in candidates if not p.emode]
-        guarded = [p for p in candidates if exposed(p)]
-        for p in guarded:
-            self._decide(head.number, "skip-liquidation", p.user, {"reason": "oracle guard", "oracle": exposed(p)})
-        candidates = [p for p in candidates if not exposed(p)]
+        trusted = []
+        for p in candidates:
+            if reasons := exposed(p):
+                self._decide(head.number, "skip-liquidation", p.user, {"reason": "oracle guard", "oracle": reasons})
+            else:
+                trusted.append(p)
+        candidates = trusted
         if candidates:
             ex = self.executor.settings
             gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))

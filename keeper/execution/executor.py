@@ -88,6 +88,7 @@ class Executor:
         self.dry_run = dry_run
         self.nonces = NonceManager(chain, self.address)
         self.sent_count = 0
+        self._chain_id_cache: int | None = None
 
     async def simulate(self, tx: TxRequest) -> int:
         """eth_call then eth_estimateGas from the keeper's address; SkipAction with the revert reason."""
@@ -214,8 +215,6 @@ class Executor:
         if result.status != 1:
             raise ExecutionError(f"{tx.description} reverted on chain in {result.tx_hash}")
         return result
-
-    _chain_id_cache: int | None = None
 
     async def _chain_id(self) -> int:
         if self._chain_id_cache is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from keeper.abi import event, fn, word
+from keeper.abi import event, fn, need, word
 from keeper.chain import Call, Chain
 from keeper.errors import TransientError
 from keeper.risk.guards import FeedRound
@@ -348,7 +348,7 @@ class AaveV3:
         results = await chain.multicall(calls, block)
         reserves = []
         for k, a in enumerate(assets):
-            (d,) = get_data.decode(_need(results[3 * k], "getReserveData"))
+            (d,) = get_data.decode(need(results[3 * k], "getReserveData"))
             src_raw = results[3 * k + 2]
             src = to_checksum_address(source.decode(src_raw)[0]) if src_raw else ""
             sym_raw = results[3 * k + 1]
@@ -386,7 +386,7 @@ class AaveV3:
         return calls
 
     def decode_market(self, results: Sequence[bytes | None], block: int, timestamp: int) -> Market:
-        (prices,) = fn("AaveOracle", "getAssetsPrices").decode(_need(results[0], "getAssetsPrices"))
+        (prices,) = fn("AaveOracle", "getAssetsPrices").decode(need(results[0], "getAssetsPrices"))
         n = len(self.reserves)
         if len(prices) != n:
             raise TransientError(f"oracle returned {len(prices)} prices for {n} reserves")
@@ -460,9 +460,3 @@ class AaveV3:
 
     def encode_account_data(self, user: str) -> bytes:
         return fn(POOL, "getUserAccountData").encode(user)
-
-
-def _need(data: bytes | None, what: str) -> bytes:
-    if data is None:
-        raise TransientError(f"{what} reverted inside the multicall")
-    return data
