@@ -74,7 +74,7 @@ async def measure(n: int, rng: random.Random) -> list[tuple[str, int, int, float
             settings, chain, Executor(chain, settings.execution, Account.from_key(KEY).address, None, dry_run=True)
         )
         await keeper.start()
-        assert keeper.book is not None and len(keeper.book) == n
+        assert keeper.watches[0].book is not None and len(keeper.watches[0].book) == n
 
         async def one_block(label: str) -> dict[str, tuple[int, float]]:
             if label == "price":

@@ -8,12 +8,24 @@ re-reads that one row.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import Any, Protocol
 
 import numpy as np
 
-from keeper.protocols.aave_v3 import Market, Position
-from keeper.risk.health import Health, MarketArrays, distance_to_liquidation, health, liquidation_prices
+from keeper.risk.health import F64, Health, MarketArrays, distance_to_liquidation, health, liquidation_prices
+
+Engine = Callable[..., Health]
+"""health(coll, debt, market_arrays, workers=...) of one protocol's rule."""
+
+
+class Row(Protocol):
+    """A protocol's position as the book stores it."""
+
+    user: str
+
+    def rows(self) -> tuple[Sequence[float], Sequence[float]]: ...
 
 
 class Snapshot:
@@ -38,16 +50,16 @@ class Snapshot:
 
 
 class Book:
-    def __init__(self, n_assets: int, capacity: int = 64, workers: int = 2):
+    def __init__(self, n_assets: int, capacity: int = 64, workers: int = 2, engine: Engine = health):
         self.n_assets = n_assets
+        self.engine = engine
         self.workers = workers
         """Threads for the health recompute of large books (numpy releases the GIL)."""
         self.users: list[str] = []
         self.row: dict[str, int] = {}
-        self.positions: dict[str, Position] = {}
+        self.positions: dict[str, Any] = {}
         self.scaled_coll = np.zeros((capacity, n_assets))
         self.scaled_debt = np.zeros((capacity, n_assets))
-        self.market: Market | None = None
         self._market_arrays: MarketArrays | None = None
 
     def __len__(self) -> int:
@@ -61,7 +73,7 @@ class Book:
             new[: old.shape[0]] = old
             setattr(self, name, new)
 
-    def upsert(self, positions: list[Position]) -> None:
+    def upsert(self, positions: Sequence[Row]) -> None:
         for p in positions:
             k = self.row.get(p.user)
             if k is None:
@@ -71,23 +83,21 @@ class Book:
                 self.users.append(p.user)
                 self.row[p.user] = k
             self.positions[p.user] = p
-            self.scaled_coll[k] = [float(x) if p.is_collateral(i) else 0.0 for i, x in enumerate(p.scaled_collateral)]
-            self.scaled_debt[k] = [float(x) if p.is_borrowing(i) else 0.0 for i, x in enumerate(p.scaled_debt)]
+            self.scaled_coll[k], self.scaled_debt[k] = p.rows()
 
-    def set_market(self, market: Market) -> None:
-        self.market = market
-        self._market_arrays = MarketArrays(
-            price_base=np.array(market.prices_base, dtype=float),
-            unit=np.array([c.unit for c in market.configs], dtype=float),
-            income_ray=np.array(market.income_ray, dtype=float),
-            debt_index_ray=np.array(market.debt_index_ray, dtype=float),
-            liquidation_threshold_bps=np.array([c.liquidation_threshold_bps for c in market.configs], dtype=float),
-        )
+    def set_market(self, arrays: MarketArrays) -> None:
+        self._market_arrays = arrays
+
+    @property
+    def prices(self) -> F64:
+        if self._market_arrays is None:
+            raise RuntimeError("the book has no market state yet")
+        return self._market_arrays.price_base
 
     def snapshot(self) -> Snapshot:
         if self._market_arrays is None:
             raise RuntimeError("the book has no market state yet")
         n = len(self.users)
         coll, debt = self.scaled_coll[:n], self.scaled_debt[:n]
-        h = health(coll, debt, self._market_arrays, workers=self.workers if n >= 100_000 else 1)
+        h = self.engine(coll, debt, self._market_arrays, workers=self.workers if n >= 100_000 else 1)
         return Snapshot(tuple(self.users), h, coll, debt, self._market_arrays)

@@ -131,8 +131,14 @@ class Chain:
             out.extend(bytes(data) if ok else None for ok, data in results)
         return out
 
-    async def get_logs(self, address: str, topics: list[Any], from_block: int, to_block: int) -> list[dict[str, Any]]:
-        """All logs in [from_block, to_block], in chunks; a refused range is halved and retried."""
+    async def get_logs(
+        self, address: str | Sequence[str], topics: list[Any], from_block: int, to_block: int
+    ) -> list[dict[str, Any]]:
+        """All logs of `address` (one or several contracts) in [from_block, to_block], in chunks;
+        a refused range is halved and retried."""
+        where: Any = (
+            to_checksum_address(address) if isinstance(address, str) else [to_checksum_address(a) for a in address]
+        )
         logs: list[dict[str, Any]] = []
         start, size = from_block, self.log_chunk
         while start <= to_block:
@@ -140,7 +146,7 @@ class Chain:
             self.requests += 1
             try:
                 got = await self.w3.eth.get_logs(
-                    {"address": to_checksum_address(address), "topics": topics, "fromBlock": start, "toBlock": end}
+                    {"address": where, "topics": topics, "fromBlock": start, "toBlock": end}
                 )
             except (Web3Exception, OSError, ValueError) as exc:
                 if end > start:

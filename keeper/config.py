@@ -20,6 +20,8 @@ from keeper.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+"""Multicall3's address on Ethereum and most EVM chains."""
 _PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
 
@@ -41,9 +43,16 @@ class AaveMarket:
     """Aave v3 Pool (proxy) address."""
     oracle: str
     """AaveOracle address (prices in the base currency, 8 decimals on USD markets)."""
-    multicall3: str
     start_block: int = 0
     """First block scanned for the Pool's events when discovering accounts."""
+
+
+@dataclass(frozen=True)
+class CometSettings:
+    comet: str
+    """Compound v3 Comet proxy address (one market: one base asset)."""
+    start_block: int = 0
+    """First block scanned for the market's events when discovering accounts."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,11 @@ class LiquidateSettings:
     """Skip liquidations whose expected profit after gas is below this (oracle base currency)."""
     gas_estimate: int = 450_000
     """Gas assumed when screening a liquidation before it is estimated on chain."""
+    comet_absorb_always: bool = False
+    """Compound v3: absorb liquidatable accounts even when buying their collateral afterwards
+    would not pay for the gas (keeps the market solvent at the keeper's expense)."""
+    comet_slippage_bps: int = 50
+    """Compound v3: buyCollateral's minAmount is the quote less this (a price update may land first)."""
 
 
 @dataclass(frozen=True)
@@ -92,13 +106,17 @@ class Settings:
     network: str
     chain_id: int
     rpc_url: Secret
-    aave: AaveMarket
+    aave: AaveMarket | None
     native_asset: str
-    """Reserve whose oracle price converts gas (paid in the native coin) to the base currency."""
+    """Asset (listed on every watched market) whose price converts gas, paid in the native coin,
+    to the market's price units: WETH on Ethereum."""
     protect: ProtectSettings
     liquidate: LiquidateSettings
     execution: ExecutionSettings
     oracle: OracleSettings = OracleSettings()
+    comets: tuple[CometSettings, ...] = ()
+    multicall3: str = MULTICALL3
+    """Multicall3 (the same address on most chains; set it for a local chain)."""
     private_key: Secret | None = None
     address: str | None = None
     """The keeper's address: from the key, or KEEPER_ADDRESS for a key-less dry run."""
@@ -225,7 +243,9 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         "poll_interval_s",
         "log_chunk_blocks",
         "multicall_chunk",
+        "multicall3",
         "aave",
+        "comet",
         "protect",
         "liquidate",
         "execution",
@@ -240,23 +260,11 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
     elif not re.match(r"^(https?|wss?)://", str(rpc_url)):
         errors.append("KEEPER_RPC_URL: expected an http(s):// or ws(s):// URL")
 
-    aave_raw = data.get("aave")
-    aave = None
-    if not isinstance(aave_raw, dict):
-        errors.append(f"{where}: [aave] table with pool, oracle and multicall3 is required")
-    else:
-        for key in ("pool", "oracle", "multicall3"):
-            if key not in aave_raw:
-                errors.append(f"{where}: [aave] {key}: required")
-        unknown = set(aave_raw) - {"pool", "oracle", "multicall3", "start_block"}
-        for key in sorted(unknown):
-            errors.append(f"{where}: [aave] {key}: unknown key")
-        aave = AaveMarket(
-            pool=_check_address(aave_raw.get("pool"), f"{where}: [aave] pool", errors),
-            oracle=_check_address(aave_raw.get("oracle"), f"{where}: [aave] oracle", errors),
-            multicall3=_check_address(aave_raw.get("multicall3"), f"{where}: [aave] multicall3", errors),
-            start_block=_coerce(aave_raw.get("start_block", 0), "int", f"{where}: [aave] start_block", errors) or 0,
-        )
+    aave = _aave(data.get("aave"), where, errors)
+    comets = _comets(data.get("comet"), where, errors)
+    if aave is None and not comets and not any("[aave]" in e for e in errors):
+        errors.append(f"{where}: no market to watch: add an [aave] table (pool, oracle) and/or [comet] (comet)")
+    multicall3 = _check_address(data.get("multicall3", MULTICALL3), f"{where}: multicall3", errors)
     native_asset = _check_address(data.get("native_asset"), f"{where}: native_asset", errors)
 
     protect = _section(data, "protect", ProtectSettings, where, errors, env)
@@ -294,13 +302,15 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
 
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
-    assert aave is not None and protect is not None and liquidate is not None and execution is not None
+    assert protect is not None and liquidate is not None and execution is not None
     assert oracle is not None
     return Settings(
         network=str(data.get("network", path.stem)),
         chain_id=int(chain_id),
         rpc_url=Secret(str(rpc_url)),
         aave=aave,
+        comets=comets,
+        multicall3=multicall3,
         native_asset=native_asset,
         protect=protect,
         liquidate=liquidate,
@@ -313,6 +323,49 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         multicall_chunk=int(data.get("multicall_chunk", 400)),
         source=where,
     )
+
+
+def _aave(raw: Any, where: str, errors: list[str]) -> AaveMarket | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: [aave] must be a table with pool and oracle")
+        return None
+    for key in ("pool", "oracle"):
+        if key not in raw:
+            errors.append(f"{where}: [aave] {key}: required")
+    for key in sorted(set(raw) - {"pool", "oracle", "start_block"}):
+        hint = " (multicall3 is a top-level key)" if key == "multicall3" else ""
+        errors.append(f"{where}: [aave] {key}: unknown key{hint}")
+    return AaveMarket(
+        pool=_check_address(raw.get("pool"), f"{where}: [aave] pool", errors),
+        oracle=_check_address(raw.get("oracle"), f"{where}: [aave] oracle", errors),
+        start_block=_coerce(raw.get("start_block", 0), "int", f"{where}: [aave] start_block", errors) or 0,
+    )
+
+
+def _comets(raw: Any, where: str, errors: list[str]) -> tuple[CometSettings, ...]:
+    """[comet] (one market) or [[comet]] (several)."""
+    if raw is None:
+        return ()
+    tables = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        errors.append(f"{where}: [comet] must be a table, or [[comet]] tables")
+        return ()
+    out = []
+    for k, t in enumerate(tables):
+        name = "[comet]" if isinstance(raw, dict) else f"[[comet]] #{k + 1}"
+        if "comet" not in t:
+            errors.append(f"{where}: {name} comet: required (the Comet proxy address)")
+        for key in sorted(set(t) - {"comet", "start_block"}):
+            errors.append(f"{where}: {name} {key}: unknown key")
+        out.append(
+            CometSettings(
+                comet=_check_address(t.get("comet"), f"{where}: {name} comet", errors),
+                start_block=_coerce(t.get("start_block", 0), "int", f"{where}: {name} start_block", errors) or 0,
+            )
+        )
+    return tuple(out)
 
 
 def _key_from_env(env: dict[str, str], errors: list[str]) -> tuple[Secret | None, str | None]:

@@ -13,7 +13,15 @@ from web3 import AsyncWeb3
 from web3.types import Wei
 
 from keeper.chain import Chain
-from keeper.config import AaveMarket, ExecutionSettings, LiquidateSettings, ProtectSettings, Secret, Settings
+from keeper.config import (
+    AaveMarket,
+    CometSettings,
+    ExecutionSettings,
+    LiquidateSettings,
+    ProtectSettings,
+    Secret,
+    Settings,
+)
 from keeper.devchain import Deployment, DevChain
 from keeper.execution.executor import Executor
 from keeper.service import Keeper, usd
@@ -41,12 +49,17 @@ def make_settings(
     trigger: float = 1.15,
     target: float = 1.25,
     dry_run_address: str | None = None,
+    aave: bool = True,
+    comet: bool = True,
 ) -> Settings:
+    """Settings for the test deployment: its Aave market and (if deployed) its Comet market."""
     return Settings(
         network="demo",
         chain_id=chain_id,
         rpc_url=Secret("eth-tester://in-process"),
-        aave=AaveMarket(pool=dep.pool, oracle=dep.oracle, multicall3=dep.multicall3),
+        aave=AaveMarket(pool=dep.pool, oracle=dep.oracle) if aave else None,
+        comets=(CometSettings(dep.comet),) if comet and dep.comet else (),
+        multicall3=dep.multicall3,
         native_asset=dep.tokens["WETH"],
         protect=ProtectSettings(accounts=protect, trigger_hf=trigger, target_hf=target),
         liquidate=LiquidateSettings(enabled=True, min_profit_usd=1.0),
@@ -110,7 +123,7 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
     keeper = Keeper(settings, chain, executor, report=out)
     await keeper.start()
     out(
-        f"Keeper {keeper_addr[:10]}… watches {len(keeper.book or [])} accounts; protects 'you' "
+        f"Keeper {keeper_addr[:10]}… watches {sum(len(w.book or []) for w in keeper.watches)} accounts; protects 'you' "
         f"(trigger HF {settings.protect.trigger_hf}, target {settings.protect.target_hf}); liquidates the rest."
     )
     await _print_table(out, dc, dep, names)

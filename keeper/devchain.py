@@ -1,4 +1,4 @@
-"""Deploys our Aave v3-compatible test market on a local chain (eth-tester or anvil).
+"""Deploys our Aave v3- and Compound v3-compatible test markets on a local chain (eth-tester or anvil).
 
 Used by `keeper demo` and the chain tests. Transactions here come from the chain's unlocked
 dev accounts (this is test scaffolding, not the keeper's signing path).
@@ -76,6 +76,34 @@ class Deployment:
     debt_tokens: dict[str, str] = field(default_factory=dict)
     specs: dict[str, AssetSpec] = field(default_factory=dict)
     deployer: str = ""
+    comet: str = ""
+    """The Comet market (base USDC; WETH and WBTC collateral), once `deploy_comet` ran."""
+
+
+@dataclass(frozen=True)
+class CometAssetSpec:
+    symbol: str
+    borrow_collateral_factor: float
+    liquidate_collateral_factor: float
+    liquidation_factor: float
+    supply_cap: float
+    """Whole tokens."""
+
+
+# In the range of Compound v3's USDC market on Ethereum.
+COMET_ASSETS = (
+    CometAssetSpec("WETH", 0.83, 0.90, 0.95, 350_000),
+    CometAssetSpec("WBTC", 0.70, 0.77, 0.95, 18_000),
+)
+COMET_BASE = "USDC"
+COMET_TARGET_RESERVES = 5_000_000
+COMET_BASE_BORROW_MIN = 100
+COMET_STORE_FRONT_PRICE_FACTOR = 0.6
+_YEAR = 365 * 86_400
+
+
+def _per_second(rate_per_year: float) -> int:
+    return int(rate_per_year * 10**18) // _YEAR
 
 
 class DevChain:
@@ -148,6 +176,57 @@ class DevChain:
             dep.a_tokens[s.symbol], dep.debt_tokens[s.symbol] = a_token, debt
         return dep
 
+    async def deploy_comet(self, dep: Deployment, assets: tuple[CometAssetSpec, ...] = COMET_ASSETS) -> str:
+        """A Comet market on the same tokens and price feeds (USDC base), as on mainnet where
+        Aave and Compound read the same Chainlink feeds."""
+        e18 = 10**18
+        rates = (
+            int(0.90 * e18),  # supplyKink
+            _per_second(0.059),  # supply slope low
+            _per_second(2.90),  # supply slope high
+            0,  # supply base
+            int(0.90 * e18),  # borrowKink
+            _per_second(0.061),  # borrow slope low
+            _per_second(3.20),  # borrow slope high
+            _per_second(0.015),  # borrow base
+        )
+        base_unit = 10 ** dep.specs[COMET_BASE].decimals
+        comet = await self.deploy(
+            "Comet",
+            dep.deployer,
+            dep.tokens[COMET_BASE],
+            dep.aggregators[COMET_BASE],
+            COMET_BASE_BORROW_MIN * base_unit,
+            COMET_TARGET_RESERVES * base_unit,
+            int(COMET_STORE_FRONT_PRICE_FACTOR * e18),
+            rates,
+        )
+        for a in assets:
+            await self.send(
+                "Comet",
+                comet,
+                "addAsset",
+                dep.deployer,
+                dep.tokens[a.symbol],
+                dep.aggregators[a.symbol],
+                int(a.borrow_collateral_factor * e18),
+                int(a.liquidate_collateral_factor * e18),
+                int(a.liquidation_factor * e18),
+                int(a.supply_cap * 10 ** dep.specs[a.symbol].decimals),
+            )
+        dep.comet = comet
+        return comet
+
+    async def comet_supply(self, dep: Deployment, symbol: str, user: str, amount: int) -> None:
+        """Mint `amount` to `user` and supply it to the Comet market (base or collateral)."""
+        await self.mint(dep, symbol, user, amount)
+        await self.approve(dep, symbol, user, dep.comet, amount)
+        await self.send("Comet", dep.comet, "supply", user, dep.tokens[symbol], amount)
+
+    async def comet_borrow(self, dep: Deployment, user: str, amount: int) -> None:
+        """Withdraw base beyond the user's supply: a borrow."""
+        await self.send("Comet", dep.comet, "withdraw", user, dep.tokens[COMET_BASE], amount)
+
     # -- scenario helpers
     async def mint(self, dep: Deployment, symbol: str, to: str, amount: int) -> None:
         await self.send("MintableERC20", dep.tokens[symbol], "mint", dep.deployer, to, amount)
@@ -193,20 +272,21 @@ class DevChain:
 
 
 def config_toml(dep: Deployment, chain_id: int, network: str = "local") -> str:
-    """A config/<network>.toml for a deployment of the test market."""
-    return f"""# Our Aave v3-compatible test market as `keeper deploy-testnet` deploys it on a fresh anvil
-# (deployer = anvil's first dev account, so the addresses are the same every time).
+    """A config/<network>.toml for a deployment of the test markets."""
+    comet = f'\n[comet]\ncomet = "{dep.comet}"\nstart_block = 0\n' if dep.comet else ""
+    return f"""# Our Aave v3- and Compound v3-compatible test markets as `keeper deploy-testnet` deploys them
+# on a fresh anvil (deployer = anvil's first dev account, so the addresses are the same every time).
 network = "{network}"
 chain_id = {chain_id}
 native_asset = "{dep.tokens["WETH"]}"  # WETH
 poll_interval_s = 1.0
+multicall3 = "{dep.multicall3}"
 
 [aave]
 pool = "{dep.pool}"
 oracle = "{dep.oracle}"
-multicall3 = "{dep.multicall3}"
 start_block = 0
-
+{comet}
 [protect]
 accounts = []
 trigger_hf = 1.15

@@ -13,7 +13,8 @@ from web3.providers import AsyncHTTPProvider, WebSocketProvider
 from keeper.chain import Chain
 from keeper.config import Settings, load_settings
 from keeper.execution.executor import Executor
-from keeper.service import Keeper, usd
+from keeper.markets import Watch, usd
+from keeper.service import Keeper
 
 
 def connect(settings: Settings) -> AsyncWeb3[Any]:
@@ -25,7 +26,7 @@ def connect(settings: Settings) -> AsyncWeb3[Any]:
 
 def build_keeper(settings: Settings, w3: AsyncWeb3[Any], *, dry_run: bool) -> Keeper:
     chain = Chain(
-        w3, settings.aave.multicall3, multicall_chunk=settings.multicall_chunk, log_chunk=settings.log_chunk_blocks
+        w3, settings.multicall3, multicall_chunk=settings.multicall_chunk, log_chunk=settings.log_chunk_blocks
     )
     signer = Account.from_key(settings.private_key.value) if settings.private_key else None
     assert settings.address is not None
@@ -42,7 +43,8 @@ async def open_keeper(network: str, env_file: str | None, *, dry_run: bool, requ
 
 
 async def deploy_testnet(rpc_url: str) -> str:
-    """Deploy the test market with the node's first unlocked account; return its config TOML."""
+    """Deploy the test markets (Aave v3 and Comet) with the node's first unlocked account; return
+    their config TOML."""
     from keeper.devchain import DevChain, config_toml
 
     w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
@@ -52,27 +54,32 @@ async def deploy_testnet(rpc_url: str) -> str:
         from keeper.errors import ConfigError
 
         raise ConfigError(f"cannot reach a dev node at {rpc_url}: {exc}") from None
-    dep = await DevChain(w3).deploy_market(accounts[0])
+    dc = DevChain(w3)
+    dep = await dc.deploy_market(accounts[0])
+    await dc.deploy_comet(dep)
     return config_toml(dep, await w3.eth.chain_id)
 
 
-def status_rows(keeper: Keeper, top: int) -> list[tuple[str, float, float, float, str, float]]:
-    """(account, collateral $, debt $, HF, 'liq. price of the nearest asset', distance) riskiest first."""
-    assert keeper.book is not None and keeper.market is not None
-    snap = keeper.book.snapshot()
+def status_rows(w: Watch, top: int) -> list[tuple[str, float, float, float, str, float]]:
+    """(account, collateral, debt, HF, 'liq. price of the nearest asset', distance) riskiest first;
+    values in the market's price units (USD on USD markets)."""
+    assert w.book is not None
+    snap = w.book.snapshot()
     hf = snap.health.health_factor
+    prices = w.book.prices
     order = np.argsort(hf, kind="stable")[:top]
     rows = []
     for k in order:
         d = snap.distance[k]
         liq = "-"
         if math.isfinite(d):
-            with np.errstate(invalid="ignore"):
-                moves = np.abs(snap.liquidation_price[k] / np.array(keeper.market.prices_base, float) - 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                moves = np.abs(snap.liquidation_price[k] / prices - 1)
             a = int(np.nanargmin(moves))
-            liq = f"{keeper.market.reserves[a].symbol} {usd(snap.liquidation_price[k][a])}"
-        if keeper.book.positions[snap.users[k]].emode:
-            liq = f"e-mode {keeper.book.positions[snap.users[k]].emode}: not modelled"
+            liq = f"{w.symbols[a]} {usd(snap.liquidation_price[k][a])}"
+        emode = getattr(w.book.positions[snap.users[k]], "emode", 0)
+        if emode:
+            liq = f"e-mode {emode}: not modelled"
         rows.append(
             (
                 snap.users[k],
@@ -87,10 +94,13 @@ def status_rows(keeper: Keeper, top: int) -> list[tuple[str, float, float, float
 
 
 def print_status(keeper: Keeper, top: int) -> None:
-    assert keeper.market is not None
-    print(f"block {keeper.market.block}: {len(keeper.book or [])} accounts")
-    print(f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>12}")
-    for user, c, d, h, liq, dist in status_rows(keeper, top):
-        hs = "no debt" if math.isinf(h) else f"{h:.4f}"
-        ds = "-" if math.isinf(dist) else ("liquidatable" if h < 1 else f"{dist:.1%}")
-        print(f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>12}")
+    for w in keeper.watches:
+        print(f"{w.label} {w.address} at block {w.block}: {len(w.book or [])} accounts")
+        print(
+            f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>12}"
+        )
+        for user, c, d, h, liq, dist in status_rows(w, top):
+            hs = "no debt" if math.isinf(h) else f"{h:.4f}"
+            ds = "-" if math.isinf(dist) else ("liquidatable" if h < 1 else f"{dist:.1%}")
+            print(f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>12}")
+        print()

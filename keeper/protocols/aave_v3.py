@@ -13,12 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from eth_utils import to_checksum_address
 
 from keeper.abi import event, fn, need, word
 from keeper.chain import Call, Chain
 from keeper.errors import TransientError
 from keeper.risk.guards import FeedRound
+from keeper.risk.health import MarketArrays
 
 NAME = "aave-v3"
 WAD = 10**18
@@ -132,6 +134,16 @@ class Market:
     feeds: tuple[FeedRound | None, ...] = ()
     """latestRoundData of each reserve's price source (None where the source has none)."""
 
+    def arrays(self) -> MarketArrays:
+        """The per-asset columns of the numpy engine."""
+        return MarketArrays(
+            price_base=np.array(self.prices_base, dtype=float),
+            unit=np.array([c.unit for c in self.configs], dtype=float),
+            income_ray=np.array(self.income_ray, dtype=float),
+            debt_index_ray=np.array(self.debt_index_ray, dtype=float),
+            liquidation_threshold_bps=np.array([c.liquidation_threshold_bps for c in self.configs], dtype=float),
+        )
+
     def index_of(self, asset: str) -> int:
         asset = to_checksum_address(asset)
         for i, r in enumerate(self.reserves):
@@ -156,6 +168,12 @@ class Position:
 
     def is_borrowing(self, i: int) -> bool:
         return bool((self.user_config >> (2 * i)) & 1)
+
+    def rows(self) -> tuple[list[float], list[float]]:
+        """Book rows: scaled collateral where enabled as collateral, scaled debt where borrowing."""
+        coll = [float(x) if self.is_collateral(i) else 0.0 for i, x in enumerate(self.scaled_collateral)]
+        debt = [float(x) if self.is_borrowing(i) else 0.0 for i, x in enumerate(self.scaled_debt)]
+        return coll, debt
 
 
 @dataclass(frozen=True)

@@ -48,4 +48,40 @@ class Liquidate:
     health_before: float
 
 
-Action = Protect | Liquidate
+@dataclass(frozen=True)
+class Absorb:
+    """Comet absorb(absorber, accounts): the protocol takes every listed account (pays its debt
+    from reserves, keeps its collateral for sale). The absorber is paid nothing on chain: what it
+    is worth is the discount of the buyCollateral calls it opens up (`expected_gross_base`)."""
+
+    accounts: tuple[str, ...]
+    health_before: tuple[float, ...]
+    expected_base_paid_out: int
+    """Base units the protocol pays out of reserves, summed over the accounts."""
+    expected_seized: tuple[tuple[str, int], ...]
+    """(collateral symbol, units) moved to the protocol, summed over the accounts."""
+    expected_gain_base: int
+    """Gain (price units) of the purchases planned after it, net of their gas."""
+
+
+@dataclass(frozen=True)
+class BuyCollateral:
+    """Comet buyCollateral(asset, minAmount, baseAmount, keeper): collateral from the protocol's
+    reserves at the store-front discount, paid in the base asset."""
+
+    asset: str
+    symbol: str
+    base_token: str
+    base_symbol: str
+    base_amount: int
+    min_amount: int
+    """The quote less the slippage tolerance: the contract reverts below it."""
+    expected_collateral: int
+    expected_gross_base: int
+    """Collateral value minus base paid, price units (1e8 = 1 USD on USD markets), before gas."""
+    expected_gas_base: int
+    after_absorb: bool = False
+    """Planned on the state the absorb before it leaves (not attempted if that absorb is not sent)."""
+
+
+Action = Protect | Liquidate | Absorb | BuyCollateral

@@ -1,5 +1,6 @@
-"""Liquidate: for each account below HF 1, the collateral/debt pair and debt to cover that pays
-the most after gas, within Aave v3.3's close factor and dust rules. Pure."""
+"""Liquidate. Aave v3: for each account below HF 1, the collateral/debt pair and debt to cover
+that pays the most after gas, within v3.3's close factor and dust rules. Compound v3: absorb the
+liquidatable accounts, then buy the protocol's collateral at its discount. Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from keeper.config import LiquidateSettings
+from keeper.protocols import comet
 from keeper.protocols.aave_v3 import (
     HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
     WAD,
@@ -18,7 +20,7 @@ from keeper.protocols.aave_v3 import (
     liquidation_quote,
     max_liquidatable_debt,
 )
-from keeper.strategy.actions import Liquidate
+from keeper.strategy.actions import Absorb, BuyCollateral, Liquidate
 
 FULL_DEBT_HEADROOM = 10_000
 """A full-debt liquidation offers debt x (1 + 1/10,000): days of interest at usual rates."""
@@ -121,3 +123,112 @@ def decide_liquidations(
         left[d] -= action.debt_to_cover
         chosen.append(action)
     return LiquidationPlan(chosen, skipped)
+
+
+# ---------------------------------------------------------------------------- Compound v3
+
+
+@dataclass(frozen=True)
+class CometPlan:
+    absorb: Absorb | None
+    """One absorb for every liquidatable account, when the purchases it opens up pay for it."""
+    buys: list[BuyCollateral]
+    """Purchases from the protocol's collateral reserves, in order, after the absorb."""
+    skipped: list[tuple[str, str]]
+
+
+def plan_buys(
+    m: comet.CometMarket,
+    reserves: int,
+    collateral_reserves: Sequence[int],
+    wallet_base: int,
+    gas_cost_base: int,
+    min_profit: int,
+    slippage_bps: int,
+    after_absorb: bool = False,
+) -> list[BuyCollateral]:
+    """buyCollateral calls that each clear `min_profit` after gas, best first, funded from the
+    wallet's base, while the protocol's reserves (which each purchase raises) stay below target."""
+    if m.paused(comet.PAUSE_BUY_OFFSET):
+        return []
+    quotes = []
+    for i, a in enumerate(m.assets):
+        if collateral_reserves[i] <= 0:
+            continue
+        base_amount = min(wallet_base, comet.base_for_collateral(m, i, collateral_reserves[i]))
+        if base_amount <= 0:
+            continue
+        got = comet.quote_collateral(m, i, base_amount)
+        gross = got * m.prices[i] // a.scale - base_amount * m.base_price // m.base_scale
+        quotes.append((gross, i, base_amount, got))
+    buys: list[BuyCollateral] = []
+    left = wallet_base
+    for gross, i, base_amount, got in sorted(quotes, reverse=True):
+        if not (reserves < 0 or reserves < m.target_reserves):
+            break
+        if base_amount > left:
+            base_amount = left
+            got = comet.quote_collateral(m, i, base_amount)
+            gross = got * m.prices[i] // m.assets[i].scale - base_amount * m.base_price // m.base_scale
+        if base_amount <= 0 or gross - gas_cost_base < min_profit:
+            continue
+        buys.append(
+            BuyCollateral(
+                asset=m.assets[i].asset,
+                symbol=m.symbols[i],
+                base_token=m.base_token,
+                base_symbol=m.base_symbol,
+                base_amount=base_amount,
+                min_amount=got * (10_000 - slippage_bps) // 10_000,
+                expected_collateral=got,
+                expected_gross_base=gross,
+                expected_gas_base=gas_cost_base,
+                after_absorb=after_absorb,
+            )
+        )
+        left -= base_amount
+        reserves += base_amount
+    return buys
+
+
+def decide_comet(
+    positions: Iterable[comet.CometPosition],
+    m: comet.CometMarket,
+    wallet_base: int,
+    settings: LiquidateSettings,
+    gas_cost_base: int,
+) -> CometPlan:
+    """Absorb every liquidatable account in one call when the collateral it puts up for sale
+    can be bought at a profit that covers the absorb's gas too (or always, with
+    `comet_absorb_always`); then buy collateral while reserves are below target."""
+    min_profit = int(settings.min_profit_usd * comet.PRICE_SCALE)
+    targets = [p for p in positions if comet.is_liquidatable(p, m)]
+    slip = settings.comet_slippage_bps
+    if not settings.enabled:
+        return CometPlan(None, [], [(p.user, "liquidation disabled") for p in targets])
+    now = plan_buys(m, m.reserves, m.collateral_reserves, wallet_base, gas_cost_base, min_profit, slip)
+    if not targets:
+        return CometPlan(None, now, [])
+    if m.paused(comet.PAUSE_ABSORB_OFFSET):
+        return CometPlan(None, now, [(p.user, "absorb is paused on this market") for p in targets])
+    quotes = [comet.absorb_quote(p, m) for p in targets]
+    paid = sum(q.base_paid_out for q in quotes)
+    seized = [sum(q.seized[i] for q in quotes) for i in range(len(m.assets))]
+    after = [c + s for c, s in zip(m.collateral_reserves, seized, strict=True)]
+    buys = plan_buys(m, m.reserves - paid, after, wallet_base, gas_cost_base, min_profit, slip, after_absorb=True)
+    gain = sum(b.expected_gross_base - gas_cost_base for b in buys)
+    if gain - gas_cost_base < min_profit and not settings.comet_absorb_always:
+        why = (
+            f"absorb unprofitable: purchases after it would gain {gain} - absorb gas {gas_cost_base} < "
+            f"min {min_profit} (price units; wallet base {wallet_base}, reserves after {m.reserves - paid}, "
+            f"target {m.target_reserves})"
+        )
+        return CometPlan(None, now, [(p.user, why) for p in targets])
+    absorb = Absorb(
+        accounts=tuple(p.user for p in targets),
+        health_before=tuple(comet.health_factor_wad(p, m) / WAD for p in targets),
+        expected_base_paid_out=paid,
+        expected_seized=tuple((m.symbols[i], s) for i, s in enumerate(seized) if s),
+        expected_gain_base=gain,
+    )
+    return CometPlan(absorb, buys, [])

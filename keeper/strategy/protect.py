@@ -1,88 +1,80 @@
 """Protect: the exact amount to repay or supply that brings a watched account to its target
-health factor. Pure: same inputs, same action."""
+health factor, on Aave v3 or Compound v3. Pure: same inputs, same action.
+
+Each protocol lists its levers (repay this debt asset, supply that collateral, with the most the
+wallet and the protocol allow); one search finds, per lever, the smallest amount whose health
+factor, computed with the protocol's integer math, reaches the target.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from keeper.config import ProtectSettings
-from keeper.protocols.aave_v3 import (
-    MAX_UINT256,
-    WAD,
-    Market,
-    Position,
-    account_data,
-    after_repay,
-    after_supply,
-    debt_balance,
-)
+from keeper.protocols import aave_v3, comet
 from keeper.strategy.actions import Protect
 
+MAX_UINT256 = 2**256 - 1
+WAD = 10**18
 
-def _hf(pos: Position, market: Market) -> int:
-    return account_data(pos, market).health_factor_wad
+
+@dataclass(frozen=True)
+class Lever:
+    kind: str
+    """'repay' or 'supply'."""
+    asset: str
+    symbol: str
+    cap: int
+    """Most the wallet (and the protocol: debt, supply cap) allows, token units."""
+    price: int
+    unit: int
+    hf_after: Callable[[int], int]
+    """amount -> health factor (WAD) after the action; grows with the amount."""
 
 
-def smallest_amount(apply: Callable[[int], Position], market: Market, cap: int, target_wad: int) -> tuple[int, int]:
+def smallest_amount(hf_after: Callable[[int], int], cap: int, target_wad: int) -> tuple[int, int]:
     """Smallest amount in [0, cap] whose resulting HF >= target (HF grows with the amount);
     `cap` itself when even that falls short. Returns (amount, hf_wad_after)."""
-    hf_cap = _hf(apply(cap), market)
+    hf_cap = hf_after(cap)
     if hf_cap < target_wad:
         return cap, hf_cap
     lo, hi = 0, cap
     while lo < hi:
         mid = (lo + hi) // 2
-        if _hf(apply(mid), market) >= target_wad:
+        if hf_after(mid) >= target_wad:
             hi = mid
         else:
             lo = mid + 1
-    return lo, _hf(apply(lo), market)
+    return lo, hf_after(lo)
 
 
 def _fmt_hf(wad: int) -> float:
     return float("inf") if wad == MAX_UINT256 else wad / WAD
 
 
-def decide_protect(pos: Position, market: Market, wallet: Sequence[int], settings: ProtectSettings) -> Protect | None:
-    """None while the account is above its trigger (or has no debt); otherwise the cheapest action
-    in `settings.prefer` order that reaches the target, or the one that gets closest."""
-    hf_now = _hf(pos, market)
+def choose(account: str, levers: Sequence[Lever], hf_now: int, settings: ProtectSettings) -> Protect | None:
+    """None while the account is above its trigger (or has no debt); otherwise the cheapest
+    action in `settings.prefer` order that reaches the target, or the one that gets closest."""
     if hf_now == MAX_UINT256 or hf_now >= int(settings.trigger_hf * WAD):
         return None
     target = int(settings.target_hf * WAD) * (10_000 + settings.target_buffer_bps) // 10_000
     options: list[Protect] = []
     for kind in settings.prefer:
-        for i, cfg in enumerate(market.configs):
-            if not cfg.active or cfg.paused or wallet[i] <= 0:
+        for lever in levers:
+            if lever.kind != kind or lever.cap <= 0:
                 continue
-            if kind == "repay":
-                if not pos.is_borrowing(i):
-                    continue
-                cap = min(wallet[i], debt_balance(pos, market, i))
-
-                def apply(a: int, i: int = i) -> Position:
-                    return after_repay(pos, market, i, a)
-
-                amount, hf_after = smallest_amount(apply, market, cap, target)
-            else:
-                usable = pos.is_collateral(i) or (pos.scaled_collateral[i] == 0 and cfg.ltv_bps > 0)
-                if cfg.frozen or cfg.liquidation_threshold_bps == 0 or not usable:
-                    continue
-
-                def apply(a: int, i: int = i) -> Position:
-                    return after_supply(pos, market, i, a)
-
-                amount, hf_after = smallest_amount(apply, market, wallet[i], target)
+            amount, hf_after = smallest_amount(lever.hf_after, lever.cap, target)
             if amount == 0 or hf_after <= hf_now:
                 continue
             options.append(
                 Protect(
                     kind=kind,  # type: ignore[arg-type]
-                    account=pos.user,
-                    asset=market.reserves[i].asset,
-                    symbol=market.reserves[i].symbol,
+                    account=account,
+                    asset=lever.asset,
+                    symbol=lever.symbol,
                     amount=amount,
-                    value_base=amount * market.prices_base[i] // cfg.unit,
+                    value_base=amount * lever.price // lever.unit,
                     health_before=_fmt_hf(hf_now),
                     health_after=_fmt_hf(hf_after),
                     reaches_target=hf_after >= target,
@@ -94,3 +86,81 @@ def decide_protect(pos: Position, market: Market, wallet: Sequence[int], setting
     if not options:
         return None
     return max(options, key=lambda o: o.health_after)
+
+
+def decide_protect(
+    pos: aave_v3.Position, market: aave_v3.Market, wallet: Sequence[int], settings: ProtectSettings
+) -> Protect | None:
+    """Aave v3: repay a variable debt, or supply a reserve that counts as collateral.
+    `wallet` is indexed like the market's reserves."""
+
+    def hf(p: aave_v3.Position) -> int:
+        return aave_v3.account_data(p, market).health_factor_wad
+
+    levers: list[Lever] = []
+    for i, cfg in enumerate(market.configs):
+        if not cfg.active or cfg.paused or wallet[i] <= 0:
+            continue
+        r = market.reserves[i]
+        if pos.is_borrowing(i):
+            levers.append(
+                Lever(
+                    "repay",
+                    r.asset,
+                    r.symbol,
+                    min(wallet[i], aave_v3.debt_balance(pos, market, i)),
+                    market.prices_base[i],
+                    cfg.unit,
+                    lambda a, i=i: hf(aave_v3.after_repay(pos, market, i, a)),  # type: ignore[misc]
+                )
+            )
+        usable = pos.is_collateral(i) or (pos.scaled_collateral[i] == 0 and cfg.ltv_bps > 0)
+        if not cfg.frozen and cfg.liquidation_threshold_bps and usable:
+            levers.append(
+                Lever(
+                    "supply",
+                    r.asset,
+                    r.symbol,
+                    wallet[i],
+                    market.prices_base[i],
+                    cfg.unit,
+                    lambda a, i=i: hf(aave_v3.after_supply(pos, market, i, a)),  # type: ignore[misc]
+                )
+            )
+    return choose(pos.user, levers, hf(pos), settings)
+
+
+def decide_protect_comet(
+    pos: comet.CometPosition, m: comet.CometMarket, wallet: Sequence[int], settings: ProtectSettings
+) -> Protect | None:
+    """Compound v3: repay = supply the base asset to the account; supply = supply collateral
+    (within its supply cap). `wallet` is indexed by column (base first)."""
+    if m.paused(comet.PAUSE_SUPPLY_OFFSET):
+        return None
+    levers = [
+        Lever(
+            "repay",
+            m.base_token,
+            m.base_symbol,
+            min(wallet[0], comet.borrow_balance(pos, m)),
+            m.base_price,
+            m.base_scale,
+            lambda a: comet.health_factor_wad(comet.after_supply_base(pos, m, a), m),
+        )
+    ]
+    for i, a in enumerate(m.assets):
+        room = max(0, a.supply_cap - m.total_collateral[i])
+        if a.liquidate_collateral_factor == 0:
+            continue
+        levers.append(
+            Lever(
+                "supply",
+                a.asset,
+                m.symbols[i],
+                min(wallet[i + 1], room),
+                m.prices[i],
+                a.scale,
+                lambda x, i=i: comet.health_factor_wad(comet.after_supply_collateral(pos, m, i, x), m),  # type: ignore[misc]
+            )
+        )
+    return choose(pos.user, levers, comet.health_factor_wad(pos, m), settings)

@@ -28,9 +28,18 @@ class Env:
     keeper_address: str
 
     def keeper(
-        self, *, protect: tuple[str, ...] = (), dry_run: bool = False, trigger: float = 1.15, target: float = 1.30
+        self,
+        *,
+        protect: tuple[str, ...] = (),
+        dry_run: bool = False,
+        trigger: float = 1.15,
+        target: float = 1.30,
+        aave: bool = True,
+        comet: bool = True,
     ) -> Keeper:
-        settings = make_settings(self.dep, 131277322940537, self.keeper_key, protect, trigger=trigger, target=target)
+        settings = make_settings(
+            self.dep, 131277322940537, self.keeper_key, protect, trigger=trigger, target=target, aave=aave, comet=comet
+        )
         chain = Chain(self.w3, self.dep.multicall3)
         signer = Account.from_key(self.keeper_key)
         executor = Executor(chain, settings.execution, self.keeper_address, signer, dry_run=dry_run)
@@ -49,6 +58,8 @@ async def env_session() -> Env:
     await dc.supply(dep, "USDC", lp, 5_000_000 * 10**6)
     await dc.supply(dep, "WETH", lp, 2_000 * 10**18)
     await dc.supply(dep, "WBTC", lp, 100 * 10**8)
+    await dc.deploy_comet(dep)
+    await dc.comet_supply(dep, "USDC", lp, 5_000_000 * 10**6)
     return Env(w3, dc, dep, accounts, KEEPER_KEY, addr)
 
 

@@ -52,13 +52,13 @@ async def test_health_matches_pool_for_random_positions(env):
 
     keeper = env.keeper()
     await keeper.start()
-    snap = keeper.book.snapshot()
-    block = keeper.market.block
+    snap = keeper.watches[0].book.snapshot()
+    block = keeper.watches[0].market.block
     below = 0
     for user in users:
         onchain = await pool_hf(env, user, block)
-        exact = account_data(keeper.book.positions[user], keeper.market).health_factor_wad
-        engine = snap.health.health_factor[keeper.book.row[user]]
+        exact = account_data(keeper.watches[0].book.positions[user], keeper.watches[0].market).health_factor_wad
+        engine = snap.health.health_factor[keeper.watches[0].book.row[user]]
         assert exact == onchain, user  # integer replica: bit-exact
         assert abs(engine - onchain / WAD) <= 1e-9 * onchain / WAD
         assert (engine < 1.0) == (onchain < WAD)

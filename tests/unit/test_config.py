@@ -13,10 +13,10 @@ KEY = "0x" + "4c" * 32  # test-only key
 GOOD = """
 chain_id = 31337
 native_asset = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+multicall3 = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 [aave]
 pool = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
 oracle = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"
-multicall3 = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 [protect]
 trigger_hf = 1.1
 target_hf = 1.3
@@ -148,3 +148,33 @@ def test_rpc_url_is_not_read_from_toml(tmp_path, env):
         load_settings(write(tmp_path, 'rpc_url = "https://node.example/key"\n' + GOOD))
     assert "rpc_url: unknown key (secrets such as the RPC URL belong in the environment" in str(e.value)
     assert "no RPC URL: set KEEPER_RPC_URL" in str(e.value)
+
+
+def test_comet_markets_one_or_several(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    one = GOOD + '[comet]\ncomet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"\nstart_block = 15331586\n'
+    s = load_settings(write(tmp_path, one))
+    assert s.aave is not None and [c.comet for c in s.comets] == ["0xc3d688B66703497DAA19211EEdff47f25384cdc3"]
+    assert s.comets[0].start_block == 15331586
+    several = GOOD.split("[aave]")[0] + (
+        '[[comet]]\ncomet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"\n'
+        '[[comet]]\ncomet = "0xA17581A9E3356d9A858b789D68B4d866e593aE94"\n'
+        "[protect]\ntrigger_hf = 1.1\ntarget_hf = 1.3\n"
+    )
+    s = load_settings(write(tmp_path, several))
+    assert s.aave is None and len(s.comets) == 2
+
+
+def test_comet_errors_and_no_market(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    bad = GOOD + '[comet]\ncomet = "0x1234"\nbase = "USDC"\n'
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, bad))
+    assert "[comet] comet: expected a 0x-prefixed 20-byte hex address" in str(e.value)
+    assert "[comet] base: unknown key" in str(e.value)
+    none = GOOD.replace("[aave]", "[aave_v2]")
+    with pytest.raises(ConfigError, match="aave_v2: unknown key"):
+        load_settings(write(tmp_path, none))
+    nothing = "\n".join(line for line in GOOD.splitlines() if not line.startswith(("pool", "oracle", "[aave]")))
+    with pytest.raises(ConfigError, match=r"no market to watch: add an \[aave\] table"):
+        load_settings(write(tmp_path, nothing))

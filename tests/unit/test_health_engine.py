@@ -54,7 +54,7 @@ def random_book(seed: int, n: int, capacity: int = 64) -> tuple[Market, list[Pos
     market, positions = random_state(random.Random(seed), n)
     book = Book(4, capacity=capacity)
     book.upsert(positions)
-    book.set_market(market)
+    book.set_market(market.arrays())
     return market, positions, book
 
 

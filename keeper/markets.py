@@ -1,0 +1,546 @@
+"""One watched market per protocol: the glue from an adapter's reads to the book, the oracle
+guard and the strategy, and from an action back to calldata.
+
+A `Watch` never sends: it returns actions and unsigned transactions; the service executes them
+(keeper/service.py). Every watch lays its market out as columns (assets) so the book, the
+oracle guard, the wallet and `keeper status` work the same for every protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from keeper.abi import fn
+from keeper.book import Book, Snapshot
+from keeper.chain import Call, Chain, Head
+from keeper.config import CometSettings, Settings
+from keeper.errors import ConfigError
+from keeper.execution.executor import TxRequest
+from keeper.protocols import aave_v3, comet
+from keeper.risk.guards import FeedRound, oracle_problems
+from keeper.risk.health import comet_health, health
+from keeper.strategy.actions import Absorb, Action, BuyCollateral, Liquidate, Protect
+from keeper.strategy.liquidate import decide_comet, decide_liquidations
+from keeper.strategy.protect import decide_protect, decide_protect_comet
+
+log = logging.getLogger("keeper")
+decision_log = logging.getLogger("keeper.decision")
+Approval = tuple[str, str, int]
+"""(token, spender, amount) an action needs approved first."""
+
+
+def log_decision(block: int, market: str, kind: str, account: str, inputs: dict[str, Any]) -> None:
+    record = {"block": block, "market": market, "decision": kind, "account": account, **inputs}
+    decision_log.info(json.dumps(record, default=str))
+
+
+def usd(base_units: int | float, base_unit: int = 10**8) -> str:
+    return f"${base_units / base_unit:,.2f}"
+
+
+class Watch(ABC):
+    """One market: its layout, its book, and its decisions."""
+
+    protocol: str
+    address: str
+    """The contract whose events name the accounts to re-read."""
+    plans_without_candidates = False
+    """Plan liquidation-side actions even when no account is below 1 (Comet: buy collateral)."""
+
+    def __init__(self, settings: Settings, keeper_address: str, start_block: int):
+        self.settings = settings
+        self.keeper_address = to_checksum_address(keeper_address)
+        self.start_block = start_block
+        self.book: Book | None = None
+        self.block = 0
+        self._oracle_bad: dict[int, str] = {}
+
+    @property
+    def label(self) -> str:
+        return f"{self.protocol} {self.address[:10]}"
+
+    # -- layout and reads (per protocol)
+    @abstractmethod
+    async def load(self, chain: Chain, block: int) -> None:
+        """Read the market's layout (assets) and create the book."""
+
+    @property
+    @abstractmethod
+    def tokens(self) -> tuple[str, ...]:
+        """Column tokens (the wallet is read for each)."""
+
+    @property
+    @abstractmethod
+    def symbols(self) -> tuple[str, ...]: ...
+
+    @property
+    def loaded(self) -> bool:
+        return self.book is not None
+
+    @abstractmethod
+    def topic0s(self) -> list[bytes]: ...
+
+    @abstractmethod
+    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]: ...
+
+    @abstractmethod
+    def market_calls(self) -> list[Call]: ...
+
+    @abstractmethod
+    def decode_market(self, results: Sequence[bytes | None], head: Head) -> None: ...
+
+    @abstractmethod
+    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> Sequence[Any]: ...
+
+    @abstractmethod
+    def feeds(self) -> tuple[FeedRound | None, ...]: ...
+
+    @abstractmethod
+    def price(self, column: int) -> int: ...
+
+    @abstractmethod
+    def unit(self, column: int) -> int: ...
+
+    @abstractmethod
+    def column_of(self, token: str) -> int: ...
+
+    # -- decisions (per protocol)
+    @abstractmethod
+    def protect(self, pos: Any, wallet: list[int]) -> Protect | None: ...
+
+    @abstractmethod
+    def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]: ...
+
+    @abstractmethod
+    def encode(self, action: Action) -> tuple[TxRequest, Approval | None]: ...
+
+    async def health_after(self, chain: Chain, action: Action) -> float | None:
+        """The account's health factor after a protective action, read back at the latest block."""
+        if not isinstance(action, Protect):
+            return None
+        (pos,) = await self.read_positions(chain, [action.account], (await chain.head()).number)
+        return self.exact_health(pos)
+
+    @abstractmethod
+    def exact_health(self, pos: Any) -> float: ...
+
+    # -- shared
+    @property
+    def native_price(self) -> int:
+        """Price of the native coin (via `native_asset`) in this market's price units."""
+        return self.price(self.column_of(self.settings.native_asset))
+
+    def gas_cost(self, gas_wei: int) -> int:
+        return gas_wei * self.native_price // 10**18
+
+    def wallet_columns(self, wallet: dict[str, int]) -> list[int]:
+        return [wallet.get(t, 0) for t in self.tokens]
+
+    def exposure(self, pos: Any, extra: str | None = None) -> list[str]:
+        """Why the position's prices are untrusted: the oracle problems of its columns."""
+        coll, debt = pos.rows()
+        cols = {i for i, x in enumerate(coll) if x} | {i for i, x in enumerate(debt) if x}
+        if extra is not None:
+            cols.add(self.column_of(extra))
+        return sorted(f"{self.symbols[i]}: {self._oracle_bad[i]}" for i in cols if i in self._oracle_bad)
+
+    def oracle_guard(self, block: int, now: int) -> None:
+        """Columns whose price must not be acted on; an ALERT when that set changes."""
+        bad = oracle_problems(self.feeds(), now, self.settings.oracle.max_age_s)
+        if bad == self._oracle_bad:
+            return
+        for i, why in bad.items():
+            if self._oracle_bad.get(i) != why:
+                log.warning(
+                    "ALERT: %s: oracle price of %s is untrusted, no action on accounts exposed to it: %s",
+                    self.label,
+                    self.symbols[i],
+                    why,
+                )
+        for i in set(self._oracle_bad) - set(bad):
+            log.warning("%s: oracle price of %s is trusted again", self.label, self.symbols[i])
+        log_decision(
+            block, self.label, "oracle-guard", "-", {"untrusted": {self.symbols[i]: w for i, w in bad.items()}}
+        )
+        self._oracle_bad = bad
+
+    def decide(self, head: Head, snap: Snapshot, wallet: dict[str, int], gas_price_wei: int) -> list[Action]:
+        """Protect the watched accounts, then liquidate others; spends from `wallet` (shared by
+        every market, by token) as it plans."""
+        assert self.book is not None
+        self.oracle_guard(head.number, head.timestamp)
+        actions: list[Action] = []
+        for account in self.settings.protect.accounts:
+            pos = self.book.positions.get(account)
+            if pos is None:
+                continue
+            if pos.emode:
+                log_decision(head.number, self.label, "skip", account, {"reason": f"e-mode {pos.emode} not supported"})
+                continue
+            action = self.protect(pos, self.wallet_columns(wallet))
+            if action is None:
+                continue
+            if reasons := self.exposure(pos, action.asset):
+                log.warning(
+                    "ALERT: not protecting %s (HF %.4f): untrusted oracle price: %s",
+                    account,
+                    action.health_before,
+                    "; ".join(reasons),
+                )
+                log_decision(
+                    head.number,
+                    self.label,
+                    "skip-protect",
+                    account,
+                    {"reason": "oracle guard", "oracle": reasons, "action": asdict(action)},
+                )
+                continue
+            wallet[action.asset] = wallet.get(action.asset, 0) - action.amount
+            if not action.reaches_target:
+                log.warning(
+                    "the wallet cannot bring %s to target HF %.3f: best is %.4f with %s",
+                    account,
+                    self.settings.protect.target_hf,
+                    action.health_after,
+                    action.kind,
+                )
+            actions.append(action)
+
+        protected = set(self.settings.protect.accounts)
+        mask = snap.health.health_factor < 1.0 + 1e-9  # screening; the strategy decides in integers
+        candidates = []
+        for user, below in zip(snap.users, mask, strict=True):
+            pos = self.book.positions[user]
+            if not below or user in protected or pos.emode:
+                continue
+            if reasons := self.exposure(pos):
+                log_decision(
+                    head.number, self.label, "skip-liquidation", user, {"reason": "oracle guard", "oracle": reasons}
+                )
+            else:
+                candidates.append(pos)
+        if candidates or self.plans_without_candidates:
+            gas_cost = self.gas_cost(self.settings.liquidate.gas_estimate * gas_price_wei)
+            planned = self.liquidations(head, candidates, self.wallet_columns(wallet), gas_cost)
+            for a in planned:
+                token, amount = spend(a)
+                wallet[token] = wallet.get(token, 0) - amount
+            actions += planned
+        return actions
+
+    def worth_wei(self, action: Action) -> int | None:
+        """The most gas (wei) an action may burn and still clear min_profit_usd; None: no bound
+        beyond the executor's caps (protective actions, absorbs the config says to always do)."""
+        min_profit = int(self.settings.liquidate.min_profit_usd * 10**8)
+        if isinstance(action, Liquidate | BuyCollateral):
+            gross = action.expected_gross_base
+        elif isinstance(action, Absorb) and not self.settings.liquidate.comet_absorb_always:
+            gross = action.expected_gain_base
+        else:
+            return None
+        return max(0, (gross - min_profit) * 10**18 // self.native_price)
+
+    def format(self, block: int, action: Action, after: float | None, gas: int, gas_cost: int, status: str) -> str:
+        hf_after = "?" if after is None else ("inf" if after == float("inf") else f"{after:.4f}")
+        head = f"[block {block}] {self.protocol}"
+        if isinstance(action, Protect):
+            unit = self.unit(self.column_of(action.asset))
+            return (
+                f"{head} PROTECT {action.account[:10]}…  HF {action.health_before:.4f} -> {hf_after}  "
+                f"{action.kind} {action.amount / unit:,.4f} {action.symbol} ({usd(action.value_base)})  "
+                f"gas {gas:,} ({usd(gas_cost)})  {status}"
+            )
+        if isinstance(action, Liquidate):
+            cunit = self.unit(self.column_of(action.collateral_asset))
+            dunit = self.unit(self.column_of(action.debt_asset))
+            return (
+                f"{head} LIQUIDATE {action.account[:10]}…  HF {action.health_before:.4f} -> {hf_after}  "
+                f"repay {action.expected_debt_repaid / dunit:,.4f} {action.debt_symbol}, seize "
+                f"{action.expected_collateral / cunit:,.6f} {action.collateral_symbol}  gas {gas:,} "
+                f"({usd(gas_cost)})  profit {usd(action.expected_gross_base - gas_cost)}  {status}"
+            )
+        if isinstance(action, Absorb):
+            seized = ", ".join(
+                f"{amount / self.unit(self.symbols.index(sym)):,.6f} {sym}" for sym, amount in action.expected_seized
+            )
+            return (
+                f"{head} ABSORB {len(action.accounts)} account(s) "
+                f"{', '.join(a[:10] + '…' for a in action.accounts)}  HF "
+                f"{', '.join(f'{h:.4f}' for h in action.health_before)}  protocol takes {seized}  "
+                f"gas {gas:,} ({usd(gas_cost)})  {status}"
+            )
+        cunit = self.unit(self.column_of(action.asset))
+        return (
+            f"{head} BUY {action.expected_collateral / cunit:,.6f} {action.symbol} for "
+            f"{action.base_amount / self.unit(0):,.2f} {action.base_symbol}  gas {gas:,} ({usd(gas_cost)})  "
+            f"profit {usd(action.expected_gross_base - gas_cost)}  {status}"
+        )
+
+
+def spend(action: Action) -> tuple[str, int]:
+    """(token, amount) a planned action takes from the wallet."""
+    if isinstance(action, Protect):
+        return action.asset, action.amount
+    if isinstance(action, Liquidate):
+        return action.debt_asset, action.debt_to_cover
+    if isinstance(action, BuyCollateral):
+        return action.base_token, action.base_amount
+    return "", 0
+
+
+# ---------------------------------------------------------------------------- Aave v3
+
+
+class AaveWatch(Watch):
+    protocol = aave_v3.NAME
+
+    def __init__(self, settings: Settings, keeper_address: str):
+        assert settings.aave is not None
+        super().__init__(settings, keeper_address, settings.aave.start_block)
+        self.adapter = aave_v3.AaveV3(settings.aave.pool, settings.aave.oracle)
+        self.address = self.adapter.pool
+        self.market: aave_v3.Market | None = None
+
+    async def load(self, chain: Chain, block: int) -> None:
+        reserves = await self.adapter.load_reserves(chain, block)
+        if not reserves:
+            raise ConfigError(f"{self.settings.source}: the Pool at {self.adapter.pool} lists no reserves")
+        assets = [r.asset for r in reserves]
+        if self.settings.native_asset not in assets:
+            raise ConfigError(
+                f"{self.settings.source}: native_asset {self.settings.native_asset} is not a reserve of "
+                f"the Pool (reserves: {', '.join(assets)})"
+            )
+        self.book = Book(len(reserves), engine=health)
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(r.asset for r in self.adapter.reserves)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(r.symbol for r in self.adapter.reserves)
+
+    def topic0s(self) -> list[bytes]:
+        return [bytes.fromhex(t[2:]) for t in self.adapter.log_topics()[0]]
+
+    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
+        return self.adapter.users_from_logs(logs)
+
+    def market_calls(self) -> list[Call]:
+        return self.adapter.market_calls()
+
+    def decode_market(self, results: Sequence[bytes | None], head: Head) -> None:
+        assert self.book is not None
+        self.market = self.adapter.decode_market(results, head.number, head.timestamp)
+        self.block = head.number
+        self.book.set_market(self.market.arrays())
+
+    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[aave_v3.Position]:
+        return await self.adapter.read_positions(chain, users, block, full=self.settings.protect.accounts)
+
+    def feeds(self) -> tuple[FeedRound | None, ...]:
+        assert self.market is not None
+        return self.market.feeds
+
+    def price(self, column: int) -> int:
+        assert self.market is not None
+        return self.market.prices_base[column]
+
+    def unit(self, column: int) -> int:
+        assert self.market is not None
+        return self.market.configs[column].unit
+
+    def column_of(self, token: str) -> int:
+        assert self.market is not None
+        return self.market.index_of(token)
+
+    def exact_health(self, pos: aave_v3.Position) -> float:
+        assert self.market is not None
+        hf = aave_v3.account_data(pos, self.market).health_factor_wad
+        return float("inf") if hf >= 2**255 else hf / aave_v3.WAD
+
+    def protect(self, pos: aave_v3.Position, wallet: list[int]) -> Protect | None:
+        assert self.market is not None
+        return decide_protect(pos, self.market, wallet, self.settings.protect)
+
+    def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]:
+        assert self.market is not None and self.book is not None
+        plan = decide_liquidations(candidates, self.market, wallet, self.settings.liquidate, gas_cost)
+        for account, reason in plan.skipped:
+            acct = aave_v3.account_data(self.book.positions[account], self.market)
+            log_decision(
+                head.number,
+                self.label,
+                "skip-liquidation",
+                account,
+                {
+                    "reason": reason,
+                    "health_factor_wad": acct.health_factor_wad,
+                    "collateral_base": acct.total_collateral_base,
+                    "debt_base": acct.total_debt_base,
+                },
+            )
+        return list(plan.chosen)
+
+    def encode(self, action: Action) -> tuple[TxRequest, Approval | None]:
+        a, pool = self.adapter, self.adapter.pool
+        if isinstance(action, Protect):
+            encode = a.encode_repay if action.kind == "repay" else a.encode_supply
+            desc = f"{action.kind} {action.amount} {action.symbol} for {action.account}"
+            return TxRequest(pool, encode(action.asset, action.amount, action.account), desc), (
+                action.asset,
+                pool,
+                action.amount,
+            )
+        assert isinstance(action, Liquidate)
+        data = a.encode_liquidation(action.collateral_asset, action.debt_asset, action.account, action.debt_to_cover)
+        desc = (
+            f"liquidationCall({action.collateral_symbol}, {action.debt_symbol}, {action.account}, "
+            f"{action.debt_to_cover})"
+        )
+        return TxRequest(pool, data, desc), (action.debt_asset, pool, action.debt_to_cover)
+
+    async def health_after(self, chain: Chain, action: Action) -> float | None:
+        account = action.account if isinstance(action, Protect | Liquidate) else None
+        if account is None:
+            return None
+        raw = await chain.call(self.adapter.pool, self.adapter.encode_account_data(account))
+        hf = int(fn(aave_v3.POOL, "getUserAccountData").decode(raw)[5])
+        return float("inf") if hf >= 2**255 else hf / aave_v3.WAD
+
+
+# ---------------------------------------------------------------------------- Compound v3
+
+
+class CometWatch(Watch):
+    protocol = comet.NAME
+    plans_without_candidates = True
+
+    def __init__(self, settings: Settings, keeper_address: str, market: CometSettings):
+        super().__init__(settings, keeper_address, market.start_block)
+        self.adapter = comet.Comet(market.comet)
+        self.address = self.adapter.address
+        self.market: comet.CometMarket | None = None
+        self._static: comet.CometStatic | None = None
+
+    async def load(self, chain: Chain, block: int) -> None:
+        s = await self.adapter.load(chain, block)
+        tokens = [s.base_token, *(a.asset for a in self.adapter._assets)]
+        if self.settings.native_asset not in tokens:
+            raise ConfigError(
+                f"{self.settings.source}: native_asset {self.settings.native_asset} is not listed on the Comet "
+                f"market {self.address} (base and collateral: {', '.join(tokens)})"
+            )
+        if self.book is None or self.book.n_assets != len(tokens) or self._static != s:
+            self.book = Book(len(tokens), engine=comet_health)
+        self._static = s
+
+    @property
+    def loaded(self) -> bool:
+        return self.book is not None and self.adapter.static is not None
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        s = self.adapter.static or self._static
+        assert s is not None
+        return (s.base_token, *(a.asset for a in self.adapter._assets))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        s = self.adapter.static or self._static
+        assert s is not None
+        return (s.base_symbol, *s.symbols)
+
+    def topic0s(self) -> list[bytes]:
+        return self.adapter.topic0s()
+
+    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
+        return self.adapter.users_from_logs(logs)
+
+    def market_calls(self) -> list[Call]:
+        return self.adapter.market_calls()
+
+    def decode_market(self, results: Sequence[bytes | None], head: Head) -> None:
+        assert self.book is not None
+        self.market = self.adapter.decode_market(results, head.number, head.timestamp)
+        self.block = head.number
+        self.book.set_market(self.market.arrays())
+
+    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[comet.CometPosition]:
+        return await self.adapter.read_positions(chain, users, block, full=self.settings.protect.accounts)
+
+    def feeds(self) -> tuple[FeedRound | None, ...]:
+        assert self.market is not None
+        return self.market.feeds
+
+    def price(self, column: int) -> int:
+        assert self.market is not None
+        return self.market.column_prices[column]
+
+    def unit(self, column: int) -> int:
+        assert self.market is not None
+        return self.market.column_units[column]
+
+    def column_of(self, token: str) -> int:
+        assert self.market is not None
+        return self.market.column_of(token)
+
+    def exact_health(self, pos: comet.CometPosition) -> float:
+        assert self.market is not None
+        hf = comet.health_factor_wad(pos, self.market)
+        return float("inf") if hf == comet.MAX_UINT256 else hf / comet.WAD
+
+    def protect(self, pos: comet.CometPosition, wallet: list[int]) -> Protect | None:
+        assert self.market is not None
+        return decide_protect_comet(pos, self.market, wallet, self.settings.protect)
+
+    def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]:
+        assert self.market is not None
+        plan = decide_comet(candidates, self.market, wallet[0], self.settings.liquidate, gas_cost)
+        m = self.market
+        for account, reason in plan.skipped:
+            pos = candidates[[p.user for p in candidates].index(account)]
+            log_decision(
+                head.number,
+                self.label,
+                "skip-liquidation",
+                account,
+                {
+                    "reason": reason,
+                    "health_factor_wad": comet.health_factor_wad(pos, m),
+                    "collateral_value": comet.collateral_value(pos, m),
+                    "debt_value": comet.debt_value(pos, m),
+                },
+            )
+        actions: list[Action] = [plan.absorb] if plan.absorb else []
+        return actions + list(plan.buys)
+
+    def encode(self, action: Action) -> tuple[TxRequest, Approval | None]:
+        a, target = self.adapter, self.adapter.address
+        if isinstance(action, Protect):
+            desc = f"supplyTo({action.account}, {action.symbol}, {action.amount}) [{action.kind}]"
+            data = a.encode_supply_to(action.account, action.asset, action.amount)
+            return TxRequest(target, data, desc), (action.asset, target, action.amount)
+        if isinstance(action, Absorb):
+            desc = f"absorb({self.keeper_address}, [{', '.join(action.accounts)}])"
+            return TxRequest(target, a.encode_absorb(self.keeper_address, action.accounts), desc), None
+        assert isinstance(action, BuyCollateral) and self.market is not None
+        desc = f"buyCollateral({action.symbol}, {action.min_amount}, {action.base_amount}, {self.keeper_address})"
+        data = a.encode_buy_collateral(action.asset, action.min_amount, action.base_amount, self.keeper_address)
+        return TxRequest(target, data, desc), (self.market.base_token, target, action.base_amount)
+
+
+def build_watches(settings: Settings, keeper_address: str) -> list[Watch]:
+    watches: list[Watch] = []
+    if settings.aave is not None:
+        watches.append(AaveWatch(settings, keeper_address))
+    watches += [CometWatch(settings, keeper_address, c) for c in settings.comets]
+    return watches

@@ -1,0 +1,502 @@
+"""Compound v3 (Comet): everything keeper knows about the protocol lives here.
+
+Reads use the deployed Comet proxy's interface (`abis/Comet.json`: Comet + CometExt + the public
+storage getters), batched through Multicall3 at one block. The integer math replicates Comet's
+(signed base principal, BASE_INDEX_SCALE indices, mulPrice/mulFactor truncation,
+isLiquidatable/isBorrowCollateralized, absorb, quoteCollateral), so the keeper's classification and
+the amounts it sends are the ones the contract computes.
+
+Columns: a Comet market is laid out as column 0 = the base asset (the only one that can be
+borrowed), columns 1..n = the collateral assets in `getAssetInfo` order (offset + 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from eth_utils import to_checksum_address
+
+from keeper.abi import event, fn, need, word
+from keeper.chain import Call, Chain
+from keeper.errors import TransientError
+from keeper.risk.guards import FeedRound
+from keeper.risk.health import MarketArrays
+
+NAME = "comet"
+ABI = "Comet"
+FACTOR_SCALE = 10**18
+BASE_INDEX_SCALE = 10**15
+PRICE_SCALE = 10**8
+WAD = 10**18
+MAX_UINT256 = 2**256 - 1
+PAUSE_SUPPLY_OFFSET, PAUSE_ABSORB_OFFSET, PAUSE_BUY_OFFSET = 0, 3, 4
+
+
+def tdiv(a: int, b: int) -> int:
+    """Solidity's signed division: truncates toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def mul_factor(n: int, factor: int) -> int:
+    return n * factor // FACTOR_SCALE
+
+
+def mul_price(n: int, price: int, from_scale: int) -> int:
+    return n * price // from_scale
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """Comet's AssetInfo struct."""
+
+    offset: int
+    asset: str
+    price_feed: str
+    scale: int
+    borrow_collateral_factor: int
+    liquidate_collateral_factor: int
+    liquidation_factor: int
+    supply_cap: int
+
+    @classmethod
+    def decode(cls, t: Sequence[Any]) -> AssetInfo:
+        return cls(
+            int(t[0]),
+            to_checksum_address(t[1]),
+            to_checksum_address(t[2]),
+            int(t[3]),
+            int(t[4]),
+            int(t[5]),
+            int(t[6]),
+            int(t[7]),
+        )
+
+
+@dataclass(frozen=True)
+class CometMarket:
+    """One block's state of a Comet market. Indices are the stored ones (what isLiquidatable uses)."""
+
+    block: int
+    timestamp: int
+    base_token: str
+    base_symbol: str
+    base_price_feed: str
+    base_scale: int
+    assets: tuple[AssetInfo, ...]
+    symbols: tuple[str, ...]
+    """Collateral symbols, in asset order."""
+    base_price: int
+    prices: tuple[int, ...]
+    """getPrice of each collateral's feed (PRICE_SCALE 1e8)."""
+    base_supply_index: int
+    base_borrow_index: int
+    pause_flags: int
+    reserves: int
+    """getReserves(): base units, may be negative."""
+    target_reserves: int
+    store_front_price_factor: int
+    base_borrow_min: int
+    collateral_reserves: tuple[int, ...]
+    """getCollateralReserves per asset: collateral the protocol holds for sale."""
+    total_collateral: tuple[int, ...]
+    """totalsCollateral(asset).totalSupplyAsset, for supply caps."""
+    feeds: tuple[FeedRound | None, ...] = ()
+    """latestRoundData by column (base first)."""
+
+    # -- columns (base, then collateral assets)
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return (self.base_token, *(a.asset for a in self.assets))
+
+    @property
+    def column_symbols(self) -> tuple[str, ...]:
+        return (self.base_symbol, *self.symbols)
+
+    @property
+    def column_prices(self) -> tuple[int, ...]:
+        return (self.base_price, *self.prices)
+
+    @property
+    def column_units(self) -> tuple[int, ...]:
+        return (self.base_scale, *(a.scale for a in self.assets))
+
+    def column_of(self, token: str) -> int:
+        token = to_checksum_address(token)
+        if token == self.base_token:
+            return 0
+        for a in self.assets:
+            if a.asset == token:
+                return a.offset + 1
+        raise KeyError(f"{token} is not listed on this Comet market")
+
+    def arrays(self) -> MarketArrays:
+        """Columns of the numpy engine (`comet_health`): base first, then the collateral assets."""
+        n = len(self.assets)
+        return MarketArrays(
+            price_base=np.array(self.column_prices, dtype=float),
+            unit=np.array(self.column_units, dtype=float),
+            income_ray=np.full(n + 1, 1e27),
+            debt_index_ray=np.array([self.base_borrow_index * 1e12] + [1e27] * n),
+            liquidation_threshold_bps=np.array([0.0] + [a.liquidate_collateral_factor / 1e14 for a in self.assets]),
+        )
+
+    def paused(self, offset: int) -> bool:
+        return bool((self.pause_flags >> offset) & 1)
+
+
+@dataclass(frozen=True)
+class CometPosition:
+    """userBasic + userCollateral of one account."""
+
+    user: str
+    block: int
+    principal: int
+    """Signed base principal: > 0 supplies base, < 0 borrows it."""
+    assets_in: int
+    collateral: tuple[int, ...]
+    """userCollateral(account, asset).balance per asset."""
+    emode: int = 0
+    """Aave's e-mode does not exist on Comet (kept so both position types read alike)."""
+
+    def in_asset(self, i: int) -> bool:
+        return bool((self.assets_in >> i) & 1)
+
+    def rows(self) -> tuple[list[float], list[float]]:
+        """Book rows by column: collateral counted for health, base borrow principal."""
+        coll = [0.0] + [float(b) if self.in_asset(i) else 0.0 for i, b in enumerate(self.collateral)]
+        debt = [float(-self.principal) if self.principal < 0 else 0.0] + [0.0] * len(self.collateral)
+        return coll, debt
+
+
+# ---------------------------------------------------------------------------- Comet's math
+
+
+def present_value(principal: int, m: CometMarket) -> int:
+    if principal >= 0:
+        return principal * m.base_supply_index // BASE_INDEX_SCALE
+    return -(-principal * m.base_borrow_index // BASE_INDEX_SCALE)
+
+
+def principal_value(balance: int, m: CometMarket) -> int:
+    if balance >= 0:
+        return balance * BASE_INDEX_SCALE // m.base_supply_index
+    return -((-balance * BASE_INDEX_SCALE + m.base_borrow_index - 1) // m.base_borrow_index)
+
+
+def borrow_balance(pos: CometPosition, m: CometMarket) -> int:
+    """borrowBalanceOf at the stored index (the contract's view accrues to now)."""
+    return -present_value(pos.principal, m) if pos.principal < 0 else 0
+
+
+def debt_value(pos: CometPosition, m: CometMarket) -> int:
+    """-signedMulPrice(presentValue(principal), basePrice, baseScale) for a borrower, else 0."""
+    if pos.principal >= 0:
+        return 0
+    return -tdiv(present_value(pos.principal, m) * m.base_price, m.base_scale)
+
+
+def collateral_value(pos: CometPosition, m: CometMarket, *, liquidate: bool = True) -> int:
+    """Sum over assets in use of mulFactor(mulPrice(balance, price, scale), collateral factor)."""
+    total = 0
+    for i, a in enumerate(m.assets):
+        if pos.in_asset(i):
+            factor = a.liquidate_collateral_factor if liquidate else a.borrow_collateral_factor
+            total += mul_factor(mul_price(pos.collateral[i], m.prices[i], a.scale), factor)
+    return total
+
+
+def is_liquidatable(pos: CometPosition, m: CometMarket) -> bool:
+    return pos.principal < 0 and collateral_value(pos, m) - debt_value(pos, m) < 0
+
+
+def is_borrow_collateralized(pos: CometPosition, m: CometMarket) -> bool:
+    return pos.principal >= 0 or collateral_value(pos, m, liquidate=False) - debt_value(pos, m) >= 0
+
+
+def health_factor_wad(pos: CometPosition, m: CometMarket) -> int:
+    """Liquidation collateral value / debt value, WAD; below 1e18 exactly when isLiquidatable."""
+    d = debt_value(pos, m)
+    if d == 0:
+        return MAX_UINT256
+    return collateral_value(pos, m) * WAD // d
+
+
+def after_supply_base(pos: CometPosition, m: CometMarket, amount: int) -> CometPosition:
+    """The position after supplyTo(account, baseToken, amount) (repays a borrow first)."""
+    return replace(pos, principal=principal_value(present_value(pos.principal, m) + amount, m))
+
+
+def after_supply_collateral(pos: CometPosition, m: CometMarket, i: int, amount: int) -> CometPosition:
+    coll = list(pos.collateral)
+    coll[i] += amount
+    assets_in = pos.assets_in | (1 << i) if amount else pos.assets_in
+    return replace(pos, collateral=tuple(coll), assets_in=assets_in)
+
+
+@dataclass(frozen=True)
+class AbsorbQuote:
+    seized: tuple[int, ...]
+    """Collateral per asset that moves to the protocol (then for sale)."""
+    base_paid_out: int
+    """Base the protocol pays from reserves (debt forgiven + any surplus credited to the account)."""
+
+
+def absorb_quote(pos: CometPosition, m: CometMarket) -> AbsorbQuote:
+    """What absorbInternal does to one account at this market state."""
+    old_balance = present_value(pos.principal, m)
+    delta_value = 0
+    seized = []
+    for i, a in enumerate(m.assets):
+        amount = pos.collateral[i] if pos.in_asset(i) else 0
+        seized.append(amount)
+        delta_value += mul_factor(mul_price(amount, m.prices[i], a.scale), a.liquidation_factor)
+    delta_balance = delta_value * m.base_scale // m.base_price
+    new_balance = max(0, old_balance + delta_balance)
+    return AbsorbQuote(tuple(seized), new_balance - old_balance)
+
+
+def quote_collateral(m: CometMarket, i: int, base_amount: int) -> int:
+    """quoteCollateral(asset i, baseAmount): collateral units at the store-front discount."""
+    a = m.assets[i]
+    discount = mul_factor(m.store_front_price_factor, FACTOR_SCALE - a.liquidation_factor)
+    discounted = mul_factor(m.prices[i], FACTOR_SCALE - discount)
+    return m.base_price * base_amount * a.scale // discounted // m.base_scale
+
+
+def base_for_collateral(m: CometMarket, i: int, collateral: int) -> int:
+    """Largest base amount whose quote does not exceed `collateral` (buyCollateral reverts with
+    InsufficientReserves when the quote exceeds what the protocol holds)."""
+    a = m.assets[i]
+    discount = mul_factor(m.store_front_price_factor, FACTOR_SCALE - a.liquidation_factor)
+    discounted = mul_factor(m.prices[i], FACTOR_SCALE - discount)
+    guess = (collateral + 1) * discounted * m.base_scale // (m.base_price * a.scale)
+    while guess > 0 and quote_collateral(m, i, guess) > collateral:
+        guess -= 1
+    while quote_collateral(m, i, guess + 1) <= collateral:
+        guess += 1
+    return guess
+
+
+def for_sale(m: CometMarket) -> bool:
+    """buyCollateral is open: reserves below target and buying not paused."""
+    return not m.paused(PAUSE_BUY_OFFSET) and (m.reserves < 0 or m.reserves < m.target_reserves)
+
+
+# ---------------------------------------------------------------------------- on-chain I/O
+
+_USER_EVENTS = {
+    # event name -> topic indices holding an account whose position changed
+    "Supply": (2,),
+    "Withdraw": (1,),
+    "Transfer": (1, 2),
+    "SupplyCollateral": (2,),
+    "WithdrawCollateral": (1,),
+    "TransferCollateral": (1, 2),
+    "AbsorbDebt": (2,),
+    "AbsorbCollateral": (2,),
+}
+_EVENT_TOPIC = {event(ABI, name).topic: slots for name, slots in _USER_EVENTS.items()}
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+@dataclass(frozen=True)
+class CometStatic:
+    """What is fixed per deployment (immutables), read once at start-up."""
+
+    base_token: str
+    base_symbol: str
+    base_price_feed: str
+    base_scale: int
+    target_reserves: int
+    store_front_price_factor: int
+    base_borrow_min: int
+    num_assets: int
+    symbols: tuple[str, ...]
+
+
+class Comet:
+    """Adapter for one Comet market (the proxy address)."""
+
+    name = NAME
+
+    def __init__(self, address: str):
+        self.address = to_checksum_address(address)
+        self.static: CometStatic | None = None
+
+    # -- discovery
+    def topic0s(self) -> list[bytes]:
+        return list(_EVENT_TOPIC)
+
+    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
+        users: set[str] = set()
+        for entry in logs:
+            topics = [bytes(t) for t in entry["topics"]]
+            slots = _EVENT_TOPIC.get(topics[0]) if topics else None
+            for slot in slots or ():
+                if len(topics) > slot:
+                    user = to_checksum_address(topics[slot][-20:])
+                    if user != ZERO_ADDRESS and user != self.address:
+                        users.add(user)
+        return users
+
+    # -- reads
+    async def load(self, chain: Chain, block: int) -> CometStatic:
+        names = [
+            "baseToken",
+            "baseTokenPriceFeed",
+            "baseScale",
+            "targetReserves",
+            "storeFrontPriceFactor",
+            "baseBorrowMin",
+            "numAssets",
+        ]
+        results = await chain.multicall([Call(self.address, fn(ABI, n).encode()) for n in names], block)
+        try:
+            base, feed = (
+                to_checksum_address(fn(ABI, n).decode(need(r, n))[0]) for n, r in zip(names[:2], results[:2], strict=True)
+            )
+        except TransientError:
+            raise
+        except Exception as exc:
+            raise TransientError(f"{self.address} does not answer like a Comet market: {exc}") from exc
+        scale, target, store_front, borrow_min, n = (word(r, "Comet immutable") for r in results[2:])
+        infos = await chain.multicall([Call(self.address, fn(ABI, "getAssetInfo").encode(i)) for i in range(n)], block)
+        assets = [AssetInfo.decode(fn(ABI, "getAssetInfo").decode(need(r, "getAssetInfo"))[0]) for r in infos]
+        symbol = fn("ERC20", "symbol")
+        syms = await chain.multicall(
+            [Call(t, symbol.encode(), allow_failure=True) for t in [base] + [a.asset for a in assets]], block
+        )
+        names_out = []
+        for t, raw in zip([base] + [a.asset for a in assets], syms, strict=True):
+            try:
+                names_out.append(str(symbol.decode(raw)[0]) if raw else t[:10])
+            except Exception:  # bytes32 symbols (MKR-style)
+                names_out.append(t[:10])
+        self.static = CometStatic(
+            base, names_out[0], feed, scale, target, store_front, borrow_min, n, tuple(names_out[1:])
+        )
+        self._assets = tuple(assets)
+        return self.static
+
+    def market_calls(self) -> list[Call]:
+        s = self._need_static()
+        latest = fn("AggregatorV3", "latestRoundData")
+        calls = [
+            Call(self.address, fn(ABI, "totalsBasic").encode()),
+            Call(self.address, fn(ABI, "getReserves").encode()),
+            Call(self.address, fn(ABI, "numAssets").encode()),
+            Call(s.base_price_feed, latest.encode(), allow_failure=True),
+        ]
+        for i, a in enumerate(self._assets):
+            calls += [
+                Call(self.address, fn(ABI, "getAssetInfo").encode(i)),
+                Call(a.price_feed, latest.encode(), allow_failure=True),
+                Call(self.address, fn(ABI, "getCollateralReserves").encode(a.asset)),
+                Call(self.address, fn(ABI, "totalsCollateral").encode(a.asset)),
+            ]
+        return calls
+
+    def decode_market(self, results: Sequence[bytes | None], block: int, timestamp: int) -> CometMarket:
+        s = self._need_static()
+        try:
+            (totals,) = fn(ABI, "totalsBasic").decode(need(results[0], "totalsBasic"))
+            (reserves,) = fn(ABI, "getReserves").decode(need(results[1], "getReserves"))
+            n = word(results[2], "numAssets")
+            if n != s.num_assets:
+                self.static = None
+                raise TransientError(f"Comet {self.address} now lists {n} assets (was {s.num_assets}): reloading")
+            latest = fn("AggregatorV3", "latestRoundData")
+            feeds = [self._round(latest, results[3])]
+            assets, colls, totals_c = [], [], []
+            for i in range(n):
+                k = 4 + 4 * i
+                assets.append(AssetInfo.decode(fn(ABI, "getAssetInfo").decode(need(results[k], "getAssetInfo"))[0]))
+                feeds.append(self._round(latest, results[k + 1]))
+                colls.append(word(results[k + 2], "getCollateralReserves"))
+                totals_c.append(int(fn(ABI, "totalsCollateral").decode(need(results[k + 3], "totalsCollateral"))[0]))
+        except TransientError:
+            raise
+        except Exception as exc:  # eth-abi decoding errors of a garbage reply
+            raise TransientError(f"Comet {self.address}: undecodable market read: {exc}") from exc
+        self._assets = tuple(assets)
+        if any(f is None for f in feeds):
+            raise TransientError(f"Comet {self.address}: a price feed did not answer latestRoundData")
+        prices = [f.answer if f is not None else 0 for f in feeds]
+        return CometMarket(
+            block=block,
+            timestamp=timestamp,
+            base_token=s.base_token,
+            base_symbol=s.base_symbol,
+            base_price_feed=s.base_price_feed,
+            base_scale=s.base_scale,
+            assets=tuple(assets),
+            symbols=s.symbols,
+            base_price=prices[0],
+            prices=tuple(prices[1:]),
+            base_supply_index=int(totals[0]),
+            base_borrow_index=int(totals[1]),
+            pause_flags=int(totals[7]),
+            reserves=int(reserves),
+            target_reserves=s.target_reserves,
+            store_front_price_factor=s.store_front_price_factor,
+            base_borrow_min=s.base_borrow_min,
+            collateral_reserves=tuple(colls),
+            total_collateral=tuple(totals_c),
+            feeds=tuple(feeds),
+        )
+
+    @staticmethod
+    def _round(latest: Any, raw: bytes | None) -> FeedRound | None:
+        if raw is None:
+            return None
+        return FeedRound(*(int(x) for x in latest.decode(raw)))
+
+    async def read_positions(
+        self, chain: Chain, users: Sequence[str], block: int, full: Iterable[str] = ()
+    ) -> list[CometPosition]:
+        """Positions at `block` in two batched reads: userBasic of every user, then
+        userCollateral of the assets its assetsIn bits name (all assets for users in `full`)."""
+        full = set(full)
+        basic, coll = fn(ABI, "userBasic"), fn(ABI, "userCollateral")
+        heads = await chain.multicall([Call(self.address, basic.encode(u)) for u in users], block)
+        try:
+            rows = [basic.decode(need(r, "userBasic")) for r in heads]
+        except TransientError:
+            raise
+        except Exception as exc:
+            raise TransientError(f"Comet {self.address}: undecodable userBasic: {exc}") from exc
+        plan: list[tuple[int, int]] = []
+        calls: list[Call] = []
+        for k, user in enumerate(users):
+            assets_in = int(rows[k][3])
+            for i, a in enumerate(self._assets):
+                if user in full or (assets_in >> i) & 1:
+                    plan.append((k, i))
+                    calls.append(Call(self.address, coll.encode(user, a.asset)))
+        results = await chain.multicall(calls, block) if calls else []
+        balances = [[0] * len(self._assets) for _ in users]
+        for (k, i), reply in zip(plan, results, strict=True):
+            balances[k][i] = word(reply, "userCollateral")
+        return [
+            CometPosition(to_checksum_address(u), block, int(rows[k][0]), int(rows[k][3]), tuple(balances[k]))
+            for k, u in enumerate(users)
+        ]
+
+    def _need_static(self) -> CometStatic:
+        if self.static is None:
+            raise TransientError(f"Comet {self.address}: market layout not loaded")
+        return self.static
+
+    # -- writes (unsigned calldata; only the executor signs)
+    def encode_supply_to(self, dst: str, asset: str, amount: int) -> bytes:
+        return fn(ABI, "supplyTo").encode(dst, asset, amount)
+
+    def encode_absorb(self, absorber: str, accounts: Sequence[str]) -> bytes:
+        return fn(ABI, "absorb").encode(absorber, list(accounts))
+
+    def encode_buy_collateral(self, asset: str, min_amount: int, base_amount: int, recipient: str) -> bytes:
+        return fn(ABI, "buyCollateral").encode(asset, min_amount, base_amount, recipient)
