@@ -58,7 +58,14 @@ contract Comet is IComet {
   uint256 public immutable baseBorrowMin;
   uint256 public immutable targetReserves;
   uint256 public immutable storeFrontPriceFactor;
-  Rates internal rates;
+  uint64 public immutable supplyKink;
+  uint64 public immutable supplyPerSecondInterestRateSlopeLow;
+  uint64 public immutable supplyPerSecondInterestRateSlopeHigh;
+  uint64 public immutable supplyPerSecondInterestRateBase;
+  uint64 public immutable borrowKink;
+  uint64 public immutable borrowPerSecondInterestRateSlopeLow;
+  uint64 public immutable borrowPerSecondInterestRateSlopeHigh;
+  uint64 public immutable borrowPerSecondInterestRateBase;
 
   AssetInfo[] internal assets;
   TotalsBasic internal totals;
@@ -81,7 +88,14 @@ contract Comet is IComet {
     baseBorrowMin = baseBorrowMin_;
     targetReserves = targetReserves_;
     storeFrontPriceFactor = storeFrontPriceFactor_;
-    rates = rates_;
+    supplyKink = rates_.supplyKink;
+    supplyPerSecondInterestRateSlopeLow = rates_.supplyPerSecondInterestRateSlopeLow;
+    supplyPerSecondInterestRateSlopeHigh = rates_.supplyPerSecondInterestRateSlopeHigh;
+    supplyPerSecondInterestRateBase = rates_.supplyPerSecondInterestRateBase;
+    borrowKink = rates_.borrowKink;
+    borrowPerSecondInterestRateSlopeLow = rates_.borrowPerSecondInterestRateSlopeLow;
+    borrowPerSecondInterestRateSlopeHigh = rates_.borrowPerSecondInterestRateSlopeHigh;
+    borrowPerSecondInterestRateBase = rates_.borrowPerSecondInterestRateBase;
     totals.baseSupplyIndex = BASE_INDEX_SCALE;
     totals.baseBorrowIndex = BASE_INDEX_SCALE;
     totals.lastAccrualTime = uint40(block.timestamp);
@@ -170,24 +184,22 @@ contract Comet is IComet {
   }
 
   function getSupplyRate(uint256 utilization) public view returns (uint64) {
-    Rates memory r = rates;
-    if (utilization <= r.supplyKink) {
-      return uint64(r.supplyPerSecondInterestRateBase + mulFactor(r.supplyPerSecondInterestRateSlopeLow, utilization));
+    if (utilization <= supplyKink) {
+      return uint64(supplyPerSecondInterestRateBase + mulFactor(supplyPerSecondInterestRateSlopeLow, utilization));
     }
     return uint64(
-      r.supplyPerSecondInterestRateBase + mulFactor(r.supplyPerSecondInterestRateSlopeLow, r.supplyKink)
-        + mulFactor(r.supplyPerSecondInterestRateSlopeHigh, utilization - r.supplyKink)
+      supplyPerSecondInterestRateBase + mulFactor(supplyPerSecondInterestRateSlopeLow, supplyKink)
+        + mulFactor(supplyPerSecondInterestRateSlopeHigh, utilization - supplyKink)
     );
   }
 
   function getBorrowRate(uint256 utilization) public view returns (uint64) {
-    Rates memory r = rates;
-    if (utilization <= r.borrowKink) {
-      return uint64(r.borrowPerSecondInterestRateBase + mulFactor(r.borrowPerSecondInterestRateSlopeLow, utilization));
+    if (utilization <= borrowKink) {
+      return uint64(borrowPerSecondInterestRateBase + mulFactor(borrowPerSecondInterestRateSlopeLow, utilization));
     }
     return uint64(
-      r.borrowPerSecondInterestRateBase + mulFactor(r.borrowPerSecondInterestRateSlopeLow, r.borrowKink)
-        + mulFactor(r.borrowPerSecondInterestRateSlopeHigh, utilization - r.borrowKink)
+      borrowPerSecondInterestRateBase + mulFactor(borrowPerSecondInterestRateSlopeLow, borrowKink)
+        + mulFactor(borrowPerSecondInterestRateSlopeHigh, utilization - borrowKink)
     );
   }
 

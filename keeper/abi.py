@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector
+from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, keccak
 
 from keeper.errors import TransientError
 
@@ -90,6 +90,24 @@ def event(abi_name: str, name: str) -> Event:
                 data=tuple((p["name"], _type(p)) for p in item["inputs"] if not p["indexed"]),
             )
     raise KeyError(f"{abi_name} has no event {name}")
+
+
+@cache
+def _errors() -> dict[bytes, str]:
+    """Custom error selector -> signature, from every ABI in abis/ (Comet reverts with these)."""
+    out: dict[bytes, str] = {}
+    names = [p.stem for p in _REPO_ABIS.glob("*.json")] or ["Comet"]
+    for abi_name in names:
+        for item in load_abi(abi_name):
+            if item.get("type") == "error":
+                sig = f"{item['name']}({','.join(_type(p) for p in item['inputs'])})"
+                out[keccak(text=sig)[:4]] = item["name"]
+    return out
+
+
+def error_name(data: bytes) -> str | None:
+    """The name of a custom error from its revert data, if it is one keeper knows."""
+    return _errors().get(bytes(data[:4])) if len(data) >= 4 else None
 
 
 def need(data: bytes | None, what: str) -> bytes:

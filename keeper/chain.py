@@ -7,6 +7,7 @@ when a node refuses it. Failures and garbage replies become `TransientError`.
 
 from __future__ import annotations
 
+import ast
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from keeper.abi import fn
+from keeper.abi import error_name, fn
 from keeper.errors import FatalError, TransientError
 
 log = logging.getLogger("keeper.chain")
@@ -31,6 +32,20 @@ def is_revert(exc: BaseException) -> bool:
 
 
 def revert_text(exc: BaseException) -> str:
+    """The revert reason: Aave's error code string, or the name of a custom error (Comet's)."""
+    for raw in (getattr(exc, "data", None), *getattr(exc, "args", ())):
+        if isinstance(raw, str):
+            raw = raw.removeprefix("execution reverted: ")
+        data = raw if isinstance(raw, bytes) else None
+        try:
+            if isinstance(raw, str) and raw.startswith("0x"):
+                data = bytes.fromhex(raw[2:])
+            elif isinstance(raw, str) and raw.startswith(("b'", 'b"')):  # eth-tester: repr of the bytes
+                data = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            data = None
+        if data is not None and (name := error_name(data)):
+            return name
     msg = getattr(exc, "message", None) or str(exc)
     return str(msg).replace("execution reverted: ", "").replace("execution reverted", "").strip() or "reverted"
 

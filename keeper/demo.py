@@ -1,9 +1,10 @@
-"""`keeper demo`: an embedded eth-tester chain, our Aave v3-compatible market, leveraged
-accounts (one of them yours), a two-leg price crash, and the keeper protecting and liquidating."""
+"""`keeper demo`: an embedded eth-tester chain, our Aave v3- and Compound v3-compatible markets
+on the same tokens and price feeds, leveraged accounts on both (two of them yours), a two-leg
+price crash, and one keeper protecting and liquidating on both markets."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,9 @@ from keeper.config import (
 )
 from keeper.devchain import Deployment, DevChain
 from keeper.execution.executor import Executor
+from keeper.protocols import comet
 from keeper.service import Keeper, usd
-from keeper.strategy.actions import Liquidate, Protect
+from keeper.strategy.actions import Absorb, BuyCollateral, Liquidate, Protect
 
 WETH, WBTC, USDC = 10**18, 10**8, 10**6
 
@@ -34,8 +36,11 @@ WETH, WBTC, USDC = 10**18, 10**8, 10**6
 class DemoResult:
     protections: int
     liquidations: int
+    """Aave liquidationCalls plus Comet absorbs."""
     failures: int
     final_health: dict[str, float]
+    """Aave health factor by name."""
+    final_comet_health: dict[str, float]
     user: str
     target_hf: float
 
@@ -80,13 +85,14 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
     accounts = list(await w3.eth.accounts)
     deployer, lp, you, *borrowers = accounts[:8]
     dc = DevChain(w3)
-    out("Deploying the Aave v3-compatible test market (WETH, WBTC, USDC) on an embedded eth-tester chain…")
+    out("Deploying the Aave v3- and Compound v3-compatible test markets (WETH, WBTC, USDC) on an embedded chain…")
     dep = await dc.deploy_market(deployer)
+    await dc.deploy_comet(dep)
 
     keeper_key = "0x" + keccak(text="keeper demo key").hex()
     keeper_addr = Account.from_key(keeper_key).address
     await w3.eth.send_transaction({"from": deployer, "to": keeper_addr, "value": Wei(50 * 10**18)})
-    await dc.mint(dep, "USDC", keeper_addr, 40_000 * USDC)
+    await dc.mint(dep, "USDC", keeper_addr, 110_000 * USDC)
     await dc.mint(dep, "WETH", keeper_addr, 4 * WETH)
 
     out("Opening positions…")
@@ -113,6 +119,16 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
     for who, c, ca, d, da in book:
         await dc.supply(dep, c, who, ca)
         await dc.borrow(dep, d, who, da)
+    await dc.comet_supply(dep, "USDC", lp, 3_000_000 * USDC)
+    comet_book = [  # Compound v3 (base USDC): (who, collateral, amount, USDC borrowed)
+        (you, "WETH", 10 * WETH, 22_000 * USDC),
+        (borrowers[0], "WETH", 5 * WETH, 12_000 * USDC),
+        (borrowers[1], "WBTC", WBTC // 2, 20_500 * USDC),
+        (borrowers[2], "WETH", 8 * WETH, 19_900 * USDC),
+    ]
+    for who, c, ca, da in comet_book:
+        await dc.comet_supply(dep, c, who, ca)
+        await dc.comet_borrow(dep, who, da)
     await dc.advance_time(30 * 86_400)
     await dc.heartbeat(dep)
     out("30 days pass; debt accrues interest; the price feeds post their heartbeat rounds.")
@@ -123,10 +139,13 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
     keeper = Keeper(settings, chain, executor, report=out)
     await keeper.start()
     out(
-        f"Keeper {keeper_addr[:10]}… watches {sum(len(w.book or []) for w in keeper.watches)} accounts; protects 'you' "
-        f"(trigger HF {settings.protect.trigger_hf}, target {settings.protect.target_hf}); liquidates the rest."
+        f"Keeper {keeper_addr[:10]}… watches {sum(len(w.book or []) for w in keeper.watches)} positions on "
+        f"{len(keeper.watches)} markets; protects 'you' on both (trigger HF {settings.protect.trigger_hf}, "
+        f"target {settings.protect.target_hf}); liquidates the rest."
     )
+    comet_names: dict[str, str] = {str(who): names[who] for who, *_ in comet_book}
     await _print_table(out, dc, dep, names)
+    await _print_comet_table(out, keeper, comet_names)
 
     for leg, moves in enumerate([{"WETH": 2_760.0}, {"WETH": 2_450.0, "WBTC": 52_000.0}], start=1):
         out("")
@@ -138,29 +157,70 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
             if report is None or not report.outcomes:
                 break
         await _print_table(out, dc, dep, names)
+        await _print_comet_table(out, keeper, comet_names)
 
     protections = [o for o in keeper.history if isinstance(o.action, Protect) and o.ok]
-    liquidations = [o for o in keeper.history if isinstance(o.action, Liquidate) and o.ok]
+    liquidations = [o for o in keeper.history if isinstance(o.action, Liquidate | Absorb) and o.ok]
     failures = [o for o in keeper.history if not o.ok]
     gas = sum(o.gas_cost_base for o in keeper.history)
     profit = sum(
-        o.action.expected_gross_base - o.gas_cost_base for o in liquidations if isinstance(o.action, Liquidate)
-    )
+        o.action.expected_gross_base - o.gas_cost_base
+        for o in keeper.history
+        if isinstance(o.action, Liquidate | BuyCollateral) and o.ok
+    ) - sum(o.gas_cost_base for o in liquidations if isinstance(o.action, Absorb))
     final = {names[a]: (await dc.account_data(dep, a))[5] / 1e18 for a in names if a != lp}
+    final_comet = {name: hf for name, (_, _, hf) in (await _comet_rows(keeper, comet_names)).items()}
     out("")
     out("=== Summary ===")
-    out(f"protective actions: {len(protections)}   liquidations: {len(liquidations)}   failed: {len(failures)}")
+    out(
+        f"protective actions: {len(protections)}   liquidations (Aave) and absorbs (Comet): {len(liquidations)}   "
+        f"failed: {len(failures)}"
+    )
     out(f"gas spent: {usd(gas)}   liquidation profit after gas: {usd(profit)}")
-    out(f"your health factor: {final['you']:.4f} (target {settings.protect.target_hf})")
-    return DemoResult(len(protections), len(liquidations), len(failures), final, you, settings.protect.target_hf)
+    out(
+        f"your health factor: Aave {final['you']:.4f}, Compound {final_comet['you']:.4f} "
+        f"(target {settings.protect.target_hf})"
+    )
+    return DemoResult(
+        len(protections), len(liquidations), len(failures), final, final_comet, you, settings.protect.target_hf
+    )
 
 
 async def _print_table(out: Callable[[str], None], dc: DevChain, dep: Deployment, names: dict[str, str]) -> None:
     out(f"  {'account':8} {'collateral':>14} {'debt':>14} {'health':>9}")
+    out("  Aave v3")
     for addr, name in names.items():
         if name == "lp":
             continue
         c, d, _, _, _, hf = await dc.account_data(dep, addr)
         hf_s = "no debt" if d == 0 else f"{hf / 1e18:.4f}"
         flag = "  <- liquidatable" if d and hf < 10**18 else ""
+        out(f"  {name:8} {usd(c):>14} {usd(d):>14} {hf_s:>9}{flag}")
+
+
+async def _comet_rows(keeper: Keeper, names: Mapping[str, str]) -> dict[str, tuple[int, int, float]]:
+    """name -> (collateral value, debt value, HF) on the Comet market, read at the latest block."""
+    (w,) = [w for w in keeper.watches if w.protocol == comet.NAME]
+    market = getattr(w, "market", None)
+    assert isinstance(market, comet.CometMarket)
+    market = market.accrued()
+    block = (await keeper.chain.head()).number
+    positions = await w.read_positions(keeper.chain, list(names), block)
+    rows = {}
+    for pos in positions:
+        coll = sum(comet.mul_price(pos.collateral[i], market.prices[i], a.scale) for i, a in enumerate(market.assets))
+        hf = comet.health_factor_wad(pos, market)
+        rows[names[pos.user]] = (
+            coll,
+            comet.debt_value(pos, market),
+            float("inf") if hf == comet.MAX_UINT256 else hf / 1e18,
+        )
+    return rows
+
+
+async def _print_comet_table(out: Callable[[str], None], keeper: Keeper, names: Mapping[str, str]) -> None:
+    out("  Compound v3 (USDC market)")
+    for name, (c, d, hf) in (await _comet_rows(keeper, names)).items():
+        hf_s = "no debt" if d == 0 else f"{hf:.4f}"
+        flag = "  <- liquidatable" if d and hf < 1 else ""
         out(f"  {name:8} {usd(c):>14} {usd(d):>14} {hf_s:>9}{flag}")

@@ -214,7 +214,7 @@ class Watch(ABC):
             actions.append(action)
 
         protected = set(self.settings.protect.accounts)
-        mask = snap.health.health_factor < 1.0 + 1e-9  # screening; the strategy decides in integers
+        mask = snap.health.health_factor < self.screen_below() * (1.0 + 1e-9)  # the strategy decides exactly
         candidates = []
         for user, below in zip(snap.users, mask, strict=True):
             pos = self.book.positions[user]
@@ -234,6 +234,10 @@ class Watch(ABC):
                 wallet[token] = wallet.get(token, 0) - amount
             actions += planned
         return actions
+
+    def screen_below(self) -> float:
+        """Health factor (engine, float) under which an account goes to the exact liquidation check."""
+        return 1.0
 
     def worth_wei(self, action: Action) -> int | None:
         """The most gas (wei) an action may burn and still clear min_profit_usd; None: no bound
@@ -493,19 +497,25 @@ class CometWatch(Watch):
         assert self.market is not None
         return self.market.column_of(token)
 
+    def screen_below(self) -> float:
+        """Stored indices lag: an account at HF x (accrued / stored borrow index) under 1 by the
+        view is liquidatable once absorb accrues."""
+        assert self.market is not None
+        return self.market.accrued().base_borrow_index / self.market.base_borrow_index
+
     def exact_health(self, pos: comet.CometPosition) -> float:
         assert self.market is not None
-        hf = comet.health_factor_wad(pos, self.market)
+        hf = comet.health_factor_wad(pos, self.market.accrued())
         return float("inf") if hf == comet.MAX_UINT256 else hf / comet.WAD
 
     def protect(self, pos: comet.CometPosition, wallet: list[int]) -> Protect | None:
         assert self.market is not None
-        return decide_protect_comet(pos, self.market, wallet, self.settings.protect)
+        return decide_protect_comet(pos, self.market.accrued(), wallet, self.settings.protect)
 
     def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]:
         assert self.market is not None
-        plan = decide_comet(candidates, self.market, wallet[0], self.settings.liquidate, gas_cost)
-        m = self.market
+        m = self.market.accrued()  # absorb accrues interest before it checks isLiquidatable
+        plan = decide_comet(candidates, m, wallet[0], self.settings.liquidate, gas_cost)
         for account, reason in plan.skipped:
             pos = candidates[[p.user for p in candidates].index(account)]
             log_decision(

@@ -81,6 +81,14 @@ interface IComet {
   function getUtilization() external view returns (uint256);
   function getSupplyRate(uint256 utilization) external view returns (uint64);
   function getBorrowRate(uint256 utilization) external view returns (uint64);
+  function supplyKink() external view returns (uint64);
+  function supplyPerSecondInterestRateSlopeLow() external view returns (uint64);
+  function supplyPerSecondInterestRateSlopeHigh() external view returns (uint64);
+  function supplyPerSecondInterestRateBase() external view returns (uint64);
+  function borrowKink() external view returns (uint64);
+  function borrowPerSecondInterestRateSlopeLow() external view returns (uint64);
+  function borrowPerSecondInterestRateSlopeHigh() external view returns (uint64);
+  function borrowPerSecondInterestRateBase() external view returns (uint64);
   function totalSupply() external view returns (uint256);
   function totalBorrow() external view returns (uint256);
   function totalsBasic() external view returns (TotalsBasic memory);

@@ -33,6 +33,17 @@ PRICE_SCALE = 10**8
 WAD = 10**18
 MAX_UINT256 = 2**256 - 1
 PAUSE_SUPPLY_OFFSET, PAUSE_ABSORB_OFFSET, PAUSE_BUY_OFFSET = 0, 3, 4
+RATE_PARAMS = (
+    "supplyKink",
+    "supplyPerSecondInterestRateSlopeLow",
+    "supplyPerSecondInterestRateSlopeHigh",
+    "supplyPerSecondInterestRateBase",
+    "borrowKink",
+    "borrowPerSecondInterestRateSlopeLow",
+    "borrowPerSecondInterestRateSlopeHigh",
+    "borrowPerSecondInterestRateBase",
+)
+"""Comet's public immutables of its two kinked rate curves, in this order."""
 
 
 def tdiv(a: int, b: int) -> int:
@@ -106,6 +117,39 @@ class CometMarket:
     """totalsCollateral(asset).totalSupplyAsset, for supply caps."""
     feeds: tuple[FeedRound | None, ...] = ()
     """latestRoundData by column (base first)."""
+    total_supply_base: int = 0
+    total_borrow_base: int = 0
+    last_accrual_time: int = 0
+    rates: tuple[int, ...] = ()
+    """RATE_PARAMS values."""
+
+    def utilization(self) -> int:
+        supply = self.total_supply_base * self.base_supply_index // BASE_INDEX_SCALE
+        borrow = self.total_borrow_base * self.base_borrow_index // BASE_INDEX_SCALE
+        return 0 if supply == 0 else borrow * FACTOR_SCALE // supply
+
+    def accrued(self, now: int | None = None) -> CometMarket:
+        """The market with the indices accrueInternal would store at time `now` (the block's
+        timestamp by default): what absorb, supply and withdraw compute with. isLiquidatable and
+        the other views use the stored indices (`self`)."""
+        elapsed = (self.timestamp if now is None else now) - self.last_accrual_time
+        if elapsed <= 0 or not self.rates:
+            return self
+        u = self.utilization()
+        s_kink, s_low, s_high, s_base, b_kink, b_low, b_high, b_base = self.rates
+
+        def rate(u: int, kink: int, low: int, high: int, base: int) -> int:
+            if u <= kink:
+                return base + mul_factor(low, u)
+            return base + mul_factor(low, kink) + mul_factor(high, u - kink)
+
+        supply_rate, borrow_rate = rate(u, s_kink, s_low, s_high, s_base), rate(u, b_kink, b_low, b_high, b_base)
+        return replace(
+            self,
+            base_supply_index=self.base_supply_index + mul_factor(self.base_supply_index, supply_rate * elapsed),
+            base_borrow_index=self.base_borrow_index + mul_factor(self.base_borrow_index, borrow_rate * elapsed),
+            last_accrual_time=self.timestamp if now is None else now,
+        )
 
     # -- columns (base, then collateral assets)
     @property
@@ -357,7 +401,8 @@ class Comet:
         results = await chain.multicall([Call(self.address, fn(ABI, n).encode()) for n in names], block)
         try:
             base, feed = (
-                to_checksum_address(fn(ABI, n).decode(need(r, n))[0]) for n, r in zip(names[:2], results[:2], strict=True)
+                to_checksum_address(fn(ABI, n).decode(need(r, n))[0])
+                for n, r in zip(names[:2], results[:2], strict=True)
             )
         except TransientError:
             raise
@@ -391,6 +436,7 @@ class Comet:
             Call(self.address, fn(ABI, "numAssets").encode()),
             Call(s.base_price_feed, latest.encode(), allow_failure=True),
         ]
+        calls += [Call(self.address, fn(ABI, name).encode()) for name in RATE_PARAMS]
         for i, a in enumerate(self._assets):
             calls += [
                 Call(self.address, fn(ABI, "getAssetInfo").encode(i)),
@@ -411,9 +457,10 @@ class Comet:
                 raise TransientError(f"Comet {self.address} now lists {n} assets (was {s.num_assets}): reloading")
             latest = fn("AggregatorV3", "latestRoundData")
             feeds = [self._round(latest, results[3])]
+            rates = tuple(word(results[4 + k], name) for k, name in enumerate(RATE_PARAMS))
             assets, colls, totals_c = [], [], []
             for i in range(n):
-                k = 4 + 4 * i
+                k = 4 + len(RATE_PARAMS) + 4 * i
                 assets.append(AssetInfo.decode(fn(ABI, "getAssetInfo").decode(need(results[k], "getAssetInfo"))[0]))
                 feeds.append(self._round(latest, results[k + 1]))
                 colls.append(word(results[k + 2], "getCollateralReserves"))
@@ -447,6 +494,10 @@ class Comet:
             collateral_reserves=tuple(colls),
             total_collateral=tuple(totals_c),
             feeds=tuple(feeds),
+            total_supply_base=int(totals[4]),
+            total_borrow_base=int(totals[5]),
+            last_accrual_time=int(totals[6]),
+            rates=rates,
         )
 
     @staticmethod

@@ -27,12 +27,14 @@ def keeper_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subproc
     )
 
 
-async def deploy_and_open(url: str) -> tuple[DevChain, Deployment, str]:
+async def deploy_and_open(url: str) -> tuple[DevChain, Deployment, str, str]:
+    """Both test markets from `keeper deploy-testnet`, with one liquidatable account on each."""
     r = keeper_cli("deploy-testnet", "--rpc-url", url, env={})
     assert r.returncode == 0, r.stderr
     local = tomllib.loads((ROOT / "config" / "local.toml").read_text())
     deployed = tomllib.loads(r.stdout)
-    assert deployed["aave"] == local["aave"], "config/local.toml no longer matches `keeper deploy-testnet`"
+    for key in ("aave", "comet", "multicall3"):
+        assert deployed[key] == local[key], "config/local.toml no longer matches `keeper deploy-testnet`"
     w3 = AsyncWeb3(AsyncHTTPProvider(url))
     accounts = list(await w3.eth.accounts)
     dc = DevChain(w3)
@@ -40,19 +42,23 @@ async def deploy_and_open(url: str) -> tuple[DevChain, Deployment, str]:
     dep = Deployment(
         pool=local["aave"]["pool"],
         oracle=local["aave"]["oracle"],
-        multicall3=local["aave"]["multicall3"],
+        multicall3=local["multicall3"],
         deployer=accounts[0],
+        comet=local["comet"]["comet"],
     )
     for part in deployed_comment(r.stdout, "tokens"):
         dep.tokens[part[0]] = part[1]
     for part in deployed_comment(r.stdout, "aggregators"):
         dep.aggregators[part[0]] = part[1]
-    lp, victim = accounts[1], accounts[2]
+    lp, victim, comet_victim = accounts[1], accounts[2], accounts[3]
     await dc.supply(dep, "USDC", lp, 1_000_000 * E6)
+    await dc.comet_supply(dep, "USDC", lp, 1_000_000 * E6)
     await dc.supply(dep, "WETH", victim, 10 * E18)
     await dc.borrow(dep, "USDC", victim, 24_000 * E6)
-    await dc.set_price(dep, "WETH", 2_800.0)
-    return dc, dep, victim
+    await dc.comet_supply(dep, "WETH", comet_victim, 10 * E18)
+    await dc.comet_borrow(dep, comet_victim, 24_500 * E6)
+    await dc.set_price(dep, "WETH", 2_650.0)
+    return dc, dep, victim, comet_victim
 
 
 def deployed_comment(text: str, name: str) -> list[tuple[str, str]]:
@@ -61,29 +67,37 @@ def deployed_comment(text: str, name: str) -> list[tuple[str, str]]:
 
 
 async def test_status_dry_run_and_live_liquidation_over_http(anvil):
-    dc, dep, victim = await deploy_and_open(anvil)
+    dc, dep, victim, comet_victim = await deploy_and_open(anvil)
     liquidator = Account.from_key(DEV_KEYS[9]).address
-    await dc.mint(dep, "USDC", liquidator, 50_000 * E6)
+    await dc.mint(dep, "USDC", liquidator, 100_000 * E6)
     pool = dc.contract("Pool", dep.pool)
+    comet = dc.contract("Comet", dep.comet)
     assert (await pool.functions.getUserAccountData(victim).call())[5] < E18
+    assert await comet.functions.isLiquidatable(comet_victim).call()
 
     await dc.w3.provider.make_request("evm_setIntervalMining", [1])  # blocks for `run --blocks N`
     env = {"KEEPER_RPC_URL": anvil}
     r = keeper_cli("status", "--network", "local", env={**env, "KEEPER_ADDRESS": liquidator})
     assert r.returncode == 0, r.stderr
+    assert "aave-v3 " in r.stdout and "comet " in r.stdout, r.stdout
     row = next(line for line in r.stdout.splitlines() if line.startswith(victim))
-    assert "0.96" in row and "liquidatable" in row, r.stdout
+    assert "0.91" in row and "liquidatable" in row, r.stdout
+    row = next(line for line in r.stdout.splitlines() if line.startswith(comet_victim))
+    assert "0.97" in row and "liquidatable" in row, r.stdout
 
     nonce = await dc.w3.eth.get_transaction_count(liquidator)
     r = keeper_cli("run", "--network", "local", "--dry-run", "--blocks", "1", env={**env, "KEEPER_ADDRESS": liquidator})
     assert r.returncode == 0, r.stderr
-    assert "LIQUIDATE" in r.stdout and "dry-run" in r.stdout
+    assert "LIQUIDATE" in r.stdout and "ABSORB" in r.stdout and "dry-run" in r.stdout, r.stdout
     assert await dc.w3.eth.get_transaction_count(liquidator) == nonce
 
     r = keeper_cli("run", "--network", "local", "--blocks", "2", env={**env, "KEEPER_PRIVATE_KEY": DEV_KEYS[9]})
     assert r.returncode == 0, r.stderr
     assert "LIQUIDATE" in r.stdout and " ok" in r.stdout, r.stdout
+    assert "ABSORB" in r.stdout and "BUY" in r.stdout, r.stdout
     assert (await pool.functions.getUserAccountData(victim).call())[5] >= E18
+    assert not await comet.functions.isLiquidatable(comet_victim).call()
+    assert await dc.balance(dep, "WETH", liquidator) > 10 * E18  # Aave's seized WETH + the 10 WETH bought
     assert DEV_KEYS[9][2:] not in r.stdout + r.stderr
 
 

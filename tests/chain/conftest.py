@@ -27,6 +27,12 @@ class Env:
     keeper_key: str
     keeper_address: str
 
+    def unlock_keeper(self) -> None:
+        """Let the test send from the keeper's address (eth-tester keeps added accounts across snapshots)."""
+        tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        if self.keeper_address not in tester.get_accounts():
+            tester.add_account(self.keeper_key)
+
     def keeper(
         self,
         *,

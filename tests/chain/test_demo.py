@@ -10,4 +10,7 @@ async def test_demo_protects_and_liquidates():
     assert result.protections >= 1 and result.liquidations >= 1 and result.failures == 0, text
     assert all(hf >= 1.0 for hf in result.final_health.values()), result.final_health
     assert result.final_health["you"] >= result.target_hf
-    assert "PROTECT" in text and "LIQUIDATE" in text and "=== Summary ===" in text
+    assert result.final_comet_health["you"] >= result.target_hf
+    assert all(hf >= 1.0 for hf in result.final_comet_health.values()), result.final_comet_health
+    for word in ("PROTECT", "LIQUIDATE", "ABSORB", "BUY", "=== Summary ==="):
+        assert word in text, word

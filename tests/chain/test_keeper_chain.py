@@ -156,8 +156,7 @@ async def test_dry_run_sends_nothing(env):
     await open_position(env, victim, "WETH", 10 * E18, "USDC", 24_000 * E6)
     await fund_keeper(env, usdc=50_000 * E6)
     # pre-approve so the dry run can simulate both calls
-    tester = env.w3.provider.ethereum_tester
-    tester.add_account(env.keeper_key)
+    env.unlock_keeper()
     await env.dc.approve(env.dep, "USDC", env.keeper_address, env.dep.pool, 10**30)
     await env.dc.set_price(env.dep, "WETH", 2_800.0)
     nonce = await env.w3.eth.get_transaction_count(env.keeper_address)
