@@ -123,6 +123,9 @@ class Settings:
     poll_interval_s: float = 2.0
     log_chunk_blocks: int = 5_000
     multicall_chunk: int = 400
+    reconcile_every_blocks: int = 300
+    """Re-read every account of every market this often (0: never) and count drift: catches what
+    no event announced (e.g. a Comet borrow by base transfer, which names only the receiver)."""
     source: str = ""
 
 
@@ -242,6 +245,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         "native_asset",
         "poll_interval_s",
         "log_chunk_blocks",
+        "reconcile_every_blocks",
         "multicall_chunk",
         "multicall3",
         "aave",
@@ -266,6 +270,17 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         errors.append(f"{where}: no market to watch: add an [aave] table (pool, oracle) and/or [comet] (comet)")
     multicall3 = _check_address(data.get("multicall3", MULTICALL3), f"{where}: multicall3", errors)
     native_asset = _check_address(data.get("native_asset"), f"{where}: native_asset", errors)
+    numbers: dict[str, Any] = {}
+    for key, kind, default, least in (
+        ("poll_interval_s", "float", 2.0, 0.0),
+        ("log_chunk_blocks", "int", 5_000, 1),
+        ("multicall_chunk", "int", 400, 1),
+        ("reconcile_every_blocks", "int", 300, 0),
+    ):
+        value = _coerce(data.get(key, default), kind, f"{where}: {key}", errors)
+        if value is not None and value < least:
+            errors.append(f"{where}: {key}: must be at least {least} (got {value})")
+        numbers[key] = value
 
     protect = _section(data, "protect", ProtectSettings, where, errors, env)
     if protect is not None:
@@ -318,10 +333,8 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         oracle=oracle,
         private_key=private_key,
         address=address,
-        poll_interval_s=float(data.get("poll_interval_s", 2.0)),
-        log_chunk_blocks=int(data.get("log_chunk_blocks", 5_000)),
-        multicall_chunk=int(data.get("multicall_chunk", 400)),
         source=where,
+        **numbers,
     )
 
 

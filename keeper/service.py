@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,8 @@ class StepReport:
     below_one: int
     outcomes: list[Outcome]
     requests: int
+    drift: int | None = None
+    """On a reconciliation block: accounts whose re-read position differed from the book."""
 
 
 class Keeper:
@@ -76,6 +78,7 @@ class Keeper:
         self.wallet: dict[str, int] = {}
         """Token -> keeper balance at the last block ('' = the native coin, wei)."""
         self.last_block: int | None = None
+        self.last_reconcile = 0
         self.history: list[Outcome] = []
 
     @property
@@ -101,7 +104,7 @@ class Keeper:
             )
             touched[k] = sorted(w.users_from_logs(logs) | set(self.settings.protect.accounts))
         await self._refresh(head, touched)
-        self.last_block = head.number
+        self.last_block = self.last_reconcile = head.number
         for w in self.watches:
             assert w.book is not None
             log.info(
@@ -112,8 +115,12 @@ class Keeper:
                 head.number,
             )
 
-    async def _refresh(self, head: Head, touched: dict[int, list[str]]) -> None:
-        """One multicall for every market and the wallet; then the touched accounts of each market."""
+    async def _refresh(
+        self, head: Head, touched: dict[int, list[str]], reconcile: dict[int, list[str]] | None = None
+    ) -> int:
+        """One multicall for every market and the wallet; then, per market, the accounts its events
+        touched and (on a reconciliation block) every other account. Returns how many of the
+        latter differ from what the book held: drift, which no event announced."""
         for w in self.watches:
             if not w.loaded:
                 await w.load(self.chain, head.number)
@@ -133,10 +140,19 @@ class Keeper:
         words = [word(r, "wallet balance") for r in results[spans[-1][1] if spans else 0 :]]
         self.wallet = dict(zip(tokens, words[:-1], strict=True))
         self.wallet[""] = words[-1]
-        for k, users in touched.items():
-            w = self.watches[k]
-            if users and w.book is not None:
-                w.book.upsert(await w.read_positions(self.chain, users, head.number))
+        drift = 0
+        for k, w in enumerate(self.watches):
+            events = set(touched.get(k, []))
+            others = sorted(set((reconcile or {}).get(k, [])) - events)
+            users = sorted(events) + others
+            if not users or w.book is None:
+                continue
+            positions = await w.read_positions(self.chain, users, head.number)
+            for p in positions[len(events) :]:
+                old = w.book.positions.get(p.user)
+                drift += old is not None and replace(old, block=0) != replace(p, block=0)
+            w.book.upsert(positions)
+        return drift
 
     # ------------------------------------------------------------------ one block
     async def step(self) -> StepReport | None:
@@ -155,7 +171,18 @@ class Keeper:
         for k, w in enumerate(self.watches):
             mine = [e for e in logs if to_checksum_address(e["address"]) == w.address]
             touched[k] = sorted(w.users_from_logs(mine))
-        await self._refresh(head, touched)
+        every = self.settings.reconcile_every_blocks
+        reconcile = bool(every) and head.number - self.last_reconcile >= every
+        everyone = {k: list(w.book.users) for k, w in enumerate(self.watches) if w.book} if reconcile else None
+        drift = await self._refresh(head, touched, everyone)
+        if reconcile:
+            self.last_reconcile = head.number
+            log.log(
+                logging.WARNING if drift else logging.INFO,
+                "reconciliation at block %d: every account re-read, %d drifted from the book",
+                head.number,
+                drift,
+            )
         self.last_block = head.number
         ex = self.executor.settings
         gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))
@@ -181,7 +208,9 @@ class Keeper:
                     absorbed = out.ok and out.sent
                 outcomes.append(out)
         self.history.extend(outcomes)
-        return StepReport(head.number, accounts, below, outcomes, self.chain.requests - requests_before)
+        return StepReport(
+            head.number, accounts, below, outcomes, self.chain.requests - requests_before, drift if reconcile else None
+        )
 
     # ------------------------------------------------------------------ execution
     async def _execute(self, head: Head, w: Watch, action: Action) -> Outcome:

@@ -270,3 +270,33 @@ async def test_zero_oracle_answer_means_no_action(env):
     with pytest.raises(TransientError, match="multicall"):
         await _mine_and_step(env, keeper)
     assert await env.w3.eth.get_transaction_count(env.keeper_address) == nonce
+
+
+async def test_reconciliation_catches_what_no_event_announced(env, monkeypatch):
+    """A node that silently drops logs (or a change no event names): the periodic full re-read
+    finds the drift and the keeper acts on it."""
+    import dataclasses
+
+    victim = env.accounts[6]
+    await open_position(env, victim, "WETH", 10 * E18, "USDC", 20_000 * E6)
+    await fund_keeper(env, usdc=50_000 * E6)
+    keeper = env.keeper()
+    keeper.settings = dataclasses.replace(keeper.settings, reconcile_every_blocks=6)
+    await keeper.start()
+    start = keeper.last_block
+
+    async def no_logs(*args, **kwargs):
+        return []
+
+    monkeypatch.setattr(keeper.chain, "get_logs", no_logs)
+    await env.dc.borrow(env.dep, "USDC", victim, 4_000 * E6)  # unseen
+    await env.dc.set_price(env.dep, "WETH", 2_850.0)
+    assert await pool_hf(env, victim) < WAD
+    report = await _mine_and_step(env, keeper)
+    assert report.block - start < 6 and report.drift is None
+    assert report.outcomes == []  # the book still holds the old debt: HF 1.18
+    while report.block - start < 6:
+        report = await _mine_and_step(env, keeper)
+    assert report.drift == 1
+    (out,) = report.outcomes
+    assert isinstance(out.action, Liquidate) and out.action.account == victim and out.ok, out.error
