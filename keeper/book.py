@@ -8,22 +8,20 @@ re-reads that one row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
 
-from keeper.risk.health import F64, Health, MarketArrays, distance_to_liquidation, health, liquidation_prices
-
-Engine = Callable[..., Health]
-"""health(coll, debt, market_arrays, workers=...) of one protocol's rule."""
+from keeper.risk.health import AAVE, F64, Engine, Health, distance_to_liquidation
 
 
 class Row(Protocol):
     """A protocol's position as the book stores it."""
 
-    user: str
+    @property
+    def user(self) -> str: ...
 
     def rows(self) -> tuple[Sequence[float], Sequence[float]]: ...
 
@@ -33,15 +31,17 @@ class Snapshot:
     liquidation prices and distances only when asked for (`keeper status`), from views of the
     book's rows: ask before the book is updated again."""
 
-    def __init__(self, users: tuple[str, ...], health: Health, coll: np.ndarray, debt: np.ndarray, m: MarketArrays):
+    def __init__(
+        self, users: tuple[str, ...], health: Health, coll: np.ndarray, debt: np.ndarray, m: Any, engine: Engine
+    ):
         self.users = users
         self.health = health
-        self._coll, self._debt, self._m = coll, debt, m
+        self._coll, self._debt, self._m, self._engine = coll, debt, m, engine
 
     @cached_property
     def liquidation_price(self) -> np.ndarray:
         """(P, A) base units per token, NaN where not applicable."""
-        return liquidation_prices(self._coll, self._debt, self._m)
+        return self._engine.liquidation_prices(self._coll, self._debt, self._m)
 
     @cached_property
     def distance(self) -> np.ndarray:
@@ -50,7 +50,7 @@ class Snapshot:
 
 
 class Book:
-    def __init__(self, n_assets: int, capacity: int = 64, workers: int = 2, engine: Engine = health):
+    def __init__(self, n_assets: int, capacity: int = 64, workers: int = 2, engine: Engine = AAVE):
         self.n_assets = n_assets
         self.engine = engine
         self.workers = workers
@@ -60,7 +60,8 @@ class Book:
         self.positions: dict[str, Any] = {}
         self.scaled_coll = np.zeros((capacity, n_assets))
         self.scaled_debt = np.zeros((capacity, n_assets))
-        self._market_arrays: MarketArrays | None = None
+        self._market_arrays: Any = None
+        """The engine's per-column arrays (MarketArrays for lending, PerpArrays for perps)."""
 
     def __len__(self) -> int:
         return len(self.users)
@@ -85,7 +86,7 @@ class Book:
             self.positions[p.user] = p
             self.scaled_coll[k], self.scaled_debt[k] = p.rows()
 
-    def set_market(self, arrays: MarketArrays) -> None:
+    def set_market(self, arrays: Any) -> None:
         self._market_arrays = arrays
 
     @property
@@ -99,5 +100,5 @@ class Book:
             raise RuntimeError("the book has no market state yet")
         n = len(self.users)
         coll, debt = self.scaled_coll[:n], self.scaled_debt[:n]
-        h = self.engine(coll, debt, self._market_arrays, workers=self.workers if n >= 100_000 else 1)
-        return Snapshot(tuple(self.users), h, coll, debt, self._market_arrays)
+        h = self.engine.health(coll, debt, self._market_arrays, workers=self.workers if n >= 100_000 else 1)
+        return Snapshot(tuple(self.users), h, coll, debt, self._market_arrays, self.engine)

@@ -56,6 +56,26 @@ class CometSettings:
 
 
 @dataclass(frozen=True)
+class PerpsSettings:
+    market: str
+    """Synthetix v3 PerpsMarketProxy address."""
+    usd_token: str
+    """snxUSD (collateral id 0): what the keeper adds as margin."""
+    native_market_id: int
+    """The market whose index price is the native coin's (ETH), to value gas."""
+    accounts: tuple[int, ...] = ()
+    """Perps account ids to protect (the keeper's address needs PERPS_MODIFY_COLLATERAL and, to
+    reduce, PERPS_COMMIT_ASYNC_ORDER on each)."""
+    prefer: tuple[str, ...] = ("add_margin", "reduce")
+    settle_orders: bool = False
+    """Settle the keeper's own reduce orders right after committing them. Only where the market
+    settles on chain without off-chain price data (our test market); on Synthetix's deployed
+    markets settlement keepers do it with Pyth data."""
+    reduce_slippage_bps: int = 100
+    start_block: int = 0
+
+
+@dataclass(frozen=True)
 class ProtectSettings:
     accounts: tuple[str, ...] = ()
     """Positions to keep healthy (usually the key's own address)."""
@@ -115,6 +135,7 @@ class Settings:
     execution: ExecutionSettings
     oracle: OracleSettings = OracleSettings()
     comets: tuple[CometSettings, ...] = ()
+    perps: PerpsSettings | None = None
     multicall3: str = MULTICALL3
     """Multicall3 (the same address on most chains; set it for a local chain)."""
     private_key: Secret | None = None
@@ -250,6 +271,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         "multicall3",
         "aave",
         "comet",
+        "perps",
         "protect",
         "liquidate",
         "execution",
@@ -266,10 +288,15 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
 
     aave = _aave(data.get("aave"), where, errors)
     comets = _comets(data.get("comet"), where, errors)
-    if aave is None and not comets and not any("[aave]" in e for e in errors):
-        errors.append(f"{where}: no market to watch: add an [aave] table (pool, oracle) and/or [comet] (comet)")
+    perps = _perps(data.get("perps"), where, errors)
+    if aave is None and not comets and perps is None and not any("[aave]" in e for e in errors):
+        errors.append(
+            f"{where}: no market to watch: add an [aave] table (pool, oracle), [comet] (comet) and/or [perps] (market)"
+        )
     multicall3 = _check_address(data.get("multicall3", MULTICALL3), f"{where}: multicall3", errors)
-    native_asset = _check_address(data.get("native_asset"), f"{where}: native_asset", errors)
+    native_asset = ""
+    if "native_asset" in data or aave is not None or comets:
+        native_asset = _check_address(data.get("native_asset"), f"{where}: native_asset", errors)
     numbers: dict[str, Any] = {}
     for key, kind, default, least in (
         ("poll_interval_s", "float", 2.0, 0.0),
@@ -325,6 +352,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         rpc_url=Secret(str(rpc_url)),
         aave=aave,
         comets=comets,
+        perps=perps,
         multicall3=multicall3,
         native_asset=native_asset,
         protect=protect,
@@ -379,6 +407,42 @@ def _comets(raw: Any, where: str, errors: list[str]) -> tuple[CometSettings, ...
             )
         )
     return tuple(out)
+
+
+def _perps(raw: Any, where: str, errors: list[str]) -> PerpsSettings | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: [perps] must be a table")
+        return None
+    known = {f.name for f in fields(PerpsSettings)}
+    for key in sorted(set(raw) - known):
+        errors.append(f"{where}: [perps] {key}: unknown key (known: {', '.join(sorted(known))})")
+    for key in ("market", "usd_token", "native_market_id"):
+        if key not in raw:
+            errors.append(f"{where}: [perps] {key}: required")
+    accounts = raw.get("accounts", [])
+    if not isinstance(accounts, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in accounts):
+        errors.append(f"{where}: [perps] accounts: expected a list of account ids (integers), got {accounts!r}")
+        accounts = []
+    prefer = _coerce(raw.get("prefer", ["add_margin", "reduce"]), "tuple[str, ...]", f"{where}: [perps] prefer", errors)
+    for p in prefer or ():
+        if p not in ("add_margin", "reduce"):
+            errors.append(f"{where}: [perps] prefer: unknown action {p!r} (use 'add_margin', 'reduce')")
+    return PerpsSettings(
+        market=_check_address(raw.get("market"), f"{where}: [perps] market", errors),
+        usd_token=_check_address(raw.get("usd_token"), f"{where}: [perps] usd_token", errors),
+        native_market_id=_coerce(raw.get("native_market_id", 0), "int", f"{where}: [perps] native_market_id", errors)
+        or 0,
+        accounts=tuple(accounts),
+        prefer=tuple(prefer or ()),
+        settle_orders=bool(_coerce(raw.get("settle_orders", False), "bool", f"{where}: [perps] settle_orders", errors)),
+        reduce_slippage_bps=_coerce(
+            raw.get("reduce_slippage_bps", 100), "int", f"{where}: [perps] reduce_slippage_bps", errors
+        )
+        or 0,
+        start_block=_coerce(raw.get("start_block", 0), "int", f"{where}: [perps] start_block", errors) or 0,
+    )
 
 
 def _key_from_env(env: dict[str, str], errors: list[str]) -> tuple[Secret | None, str | None]:

@@ -19,6 +19,7 @@ from keeper.config import (
     CometSettings,
     ExecutionSettings,
     LiquidateSettings,
+    PerpsSettings,
     ProtectSettings,
     Secret,
     Settings,
@@ -56,14 +57,28 @@ def make_settings(
     dry_run_address: str | None = None,
     aave: bool = True,
     comet: bool = True,
+    perps: bool = True,
+    perps_accounts: tuple[int, ...] = (),
+    prefer_perps: tuple[str, ...] = ("add_margin", "reduce"),
 ) -> Settings:
-    """Settings for the test deployment: its Aave market and (if deployed) its Comet market."""
+    """Settings for the test deployment: its Aave market and, if deployed, its Comet and perps markets."""
+    perps_settings = None
+    if perps and dep.perps:
+        perps_settings = PerpsSettings(
+            market=dep.perps,
+            usd_token=dep.snx_usd,
+            native_market_id=100,
+            accounts=perps_accounts,
+            prefer=prefer_perps,
+            settle_orders=True,
+        )
     return Settings(
         network="demo",
         chain_id=chain_id,
         rpc_url=Secret("eth-tester://in-process"),
         aave=AaveMarket(pool=dep.pool, oracle=dep.oracle) if aave else None,
         comets=(CometSettings(dep.comet),) if comet and dep.comet else (),
+        perps=perps_settings,
         multicall3=dep.multicall3,
         native_asset=dep.tokens["WETH"],
         protect=ProtectSettings(accounts=protect, trigger_hf=trigger, target_hf=target),

@@ -78,6 +78,9 @@ class Deployment:
     deployer: str = ""
     comet: str = ""
     """The Comet market (base USDC; WETH and WBTC collateral), once `deploy_comet` ran."""
+    perps: str = ""
+    """The Synthetix-v3-style perps market (ETH and BTC, snxUSD margin), once `deploy_perps` ran."""
+    snx_usd: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,34 @@ COMET_TARGET_RESERVES = 5_000_000
 COMET_BASE_BORROW_MIN = 100
 COMET_STORE_FRONT_PRICE_FACTOR = 0.6
 _YEAR = 365 * 86_400
+
+
+@dataclass(frozen=True)
+class PerpSpec:
+    market_id: int
+    symbol: str
+    feed_symbol: str
+    skew_scale: float
+    """Whole units of the asset."""
+    max_funding_velocity: float
+    initial_margin_ratio: float
+    minimum_initial_margin_ratio: float
+    maintenance_margin_scalar: float
+    flag_reward_ratio: float
+    minimum_position_margin: float
+    """USD."""
+
+
+# Shaped like Synthetix v3's ETH and BTC markets (ids 100 and 200 on Base).
+PERP_MARKETS = (
+    PerpSpec(100, "ETH", "WETH", 1_000_000, 9.0, 2.0, 0.02, 0.5, 0.0005, 0.0),
+    PerpSpec(200, "BTC", "WBTC", 35_000, 9.0, 2.0, 0.02, 0.5, 0.0005, 0.0),
+)
+PERPS_MIN_KEEPER_REWARD_USD = 1.0
+PERPS_MAX_KEEPER_REWARD_USD = 500.0
+PERPS_LIQUIDITY_USD = 10_000_000
+PERPS_STALENESS_S = 90_000
+PERMISSIONS = (b"PERPS_MODIFY_COLLATERAL".ljust(32, b"\0"), b"PERPS_COMMIT_ASYNC_ORDER".ljust(32, b"\0"))
 
 
 def _per_second(rate_per_year: float) -> int:
@@ -227,6 +258,55 @@ class DevChain:
         """Withdraw base beyond the user's supply: a borrow."""
         await self.send("Comet", dep.comet, "withdraw", user, dep.tokens[COMET_BASE], amount)
 
+    async def deploy_perps(self, dep: Deployment, markets: tuple[PerpSpec, ...] = PERP_MARKETS) -> str:
+        """A perps market on the deployment's price feeds, with snxUSD margin and LP liquidity."""
+        e18 = 10**18
+        usd = await self.deploy("MintableERC20", dep.deployer, "Synthetic USD", "snxUSD", 18)
+        perps = await self.deploy("PerpsMarket", dep.deployer, usd)
+        for m in markets:
+            await self.send(
+                "PerpsMarket", perps, "createMarket", dep.deployer, m.market_id, m.symbol, m.symbol,
+                dep.aggregators[m.feed_symbol], PERPS_STALENESS_S,
+            )  # fmt: skip
+            await self.send(
+                "PerpsMarket", perps, "setFundingParameters", dep.deployer, m.market_id,
+                int(m.skew_scale * e18), int(m.max_funding_velocity * e18),
+            )  # fmt: skip
+            await self.send(
+                "PerpsMarket", perps, "setLiquidationParameters", dep.deployer, m.market_id,
+                int(m.initial_margin_ratio * e18), int(m.minimum_initial_margin_ratio * e18),
+                int(m.maintenance_margin_scalar * e18), int(m.flag_reward_ratio * e18),
+                int(m.minimum_position_margin * e18),
+            )  # fmt: skip
+        await self.send(
+            "PerpsMarket", perps, "setKeeperRewardGuards", dep.deployer,
+            int(PERPS_MIN_KEEPER_REWARD_USD * e18), 0, int(PERPS_MAX_KEEPER_REWARD_USD * e18), 0,
+        )  # fmt: skip
+        await self.send("MintableERC20", usd, "mint", dep.deployer, perps, PERPS_LIQUIDITY_USD * e18)
+        dep.perps, dep.snx_usd = perps, usd
+        return perps
+
+    async def perps_open(
+        self, dep: Deployment, owner: str, margin_usd: int, market_id: int, size: int, keeper: str | None = None
+    ) -> int:
+        """Create a perps account for `owner` with `margin_usd` (18 decimals) of snxUSD and a
+        position of `size` (signed, 18 decimals) settled at once; optionally let `keeper` add
+        margin and commit orders for it. Returns the account id."""
+        c = self.contract("PerpsMarket", dep.perps)
+        account_id = int(await c.functions.createAccount().call({"from": owner}))
+        await self.send("PerpsMarket", dep.perps, "createAccount", owner)
+        await self.send("MintableERC20", dep.snx_usd, "mint", dep.deployer, owner, margin_usd)
+        await self.send("MintableERC20", dep.snx_usd, "approve", owner, dep.perps, margin_usd)
+        await self.send("PerpsMarket", dep.perps, "modifyCollateral", owner, account_id, 0, margin_usd)
+        if size:
+            request = (market_id, account_id, size, 0, 2**255 if size > 0 else 0, b"\0" * 32, "0x" + "0" * 40)
+            await self.send("PerpsMarket", dep.perps, "commitOrder", owner, request)
+            await self.send("PerpsMarket", dep.perps, "settleOrder", owner, account_id)
+        if keeper:
+            for permission in PERMISSIONS:
+                await self.send("PerpsMarket", dep.perps, "grantPermission", owner, account_id, permission, keeper)
+        return account_id
+
     # -- scenario helpers
     async def mint(self, dep: Deployment, symbol: str, to: str, amount: int) -> None:
         await self.send("MintableERC20", dep.tokens[symbol], "mint", dep.deployer, to, amount)
@@ -273,9 +353,16 @@ class DevChain:
 
 def config_toml(dep: Deployment, chain_id: int, network: str = "local") -> str:
     """A config/<network>.toml for a deployment of the test markets."""
-    comet = f'\n[comet]\ncomet = "{dep.comet}"\nstart_block = 0\n' if dep.comet else ""
-    return f"""# Our Aave v3- and Compound v3-compatible test markets as `keeper deploy-testnet` deploys them
-# on a fresh anvil (deployer = anvil's first dev account, so the addresses are the same every time).
+    more = f'\n[comet]\ncomet = "{dep.comet}"\nstart_block = 0\n' if dep.comet else ""
+    if dep.perps:
+        more += (
+            f'\n[perps]\nmarket = "{dep.perps}"\nusd_token = "{dep.snx_usd}"  # snxUSD\n'
+            "native_market_id = 100  # ETH\naccounts = []\nsettle_orders = true  # our test market settles on chain\n"
+            "start_block = 0\n"
+        )
+    return f"""# Our Aave v3-, Compound v3- and Synthetix v3 perps-compatible test markets as
+# `keeper deploy-testnet` deploys them on a fresh anvil (deployer = anvil's first dev account,
+# so the addresses are the same every time).
 network = "{network}"
 chain_id = {chain_id}
 native_asset = "{dep.tokens["WETH"]}"  # WETH
@@ -286,7 +373,7 @@ multicall3 = "{dep.multicall3}"
 pool = "{dep.pool}"
 oracle = "{dep.oracle}"
 start_block = 0
-{comet}
+{more}
 [protect]
 accounts = []
 trigger_hf = 1.15

@@ -20,15 +20,25 @@ from eth_utils import to_checksum_address
 from keeper.abi import fn
 from keeper.book import Book, Snapshot
 from keeper.chain import Call, Chain, Head
-from keeper.config import CometSettings, Settings
+from keeper.config import CometSettings, PerpsSettings, Settings
 from keeper.errors import ConfigError
 from keeper.execution.executor import TxRequest
-from keeper.protocols import aave_v3, comet
+from keeper.protocols import aave_v3, comet, perps
 from keeper.risk.guards import FeedRound, oracle_problems
-from keeper.risk.health import comet_health, health
-from keeper.strategy.actions import Absorb, Action, BuyCollateral, Liquidate, Protect
-from keeper.strategy.liquidate import decide_comet, decide_liquidations
-from keeper.strategy.protect import decide_protect, decide_protect_comet
+from keeper.risk.health import AAVE, COMET, PERPS
+from keeper.strategy.actions import (
+    Absorb,
+    Action,
+    AddMargin,
+    BuyCollateral,
+    Liquidate,
+    LiquidatePerps,
+    Protect,
+    ReducePosition,
+    SettleOrder,
+)
+from keeper.strategy.liquidate import decide_comet, decide_liquidations, decide_perps_liquidations
+from keeper.strategy.protect import decide_protect, decide_protect_comet, decide_protect_perps
 
 log = logging.getLogger("keeper")
 decision_log = logging.getLogger("keeper.decision")
@@ -41,7 +51,7 @@ def log_decision(block: int, market: str, kind: str, account: str, inputs: dict[
     decision_log.info(json.dumps(record, default=str))
 
 
-def usd(base_units: int | float, base_unit: int = 10**8) -> str:
+def usd(base_units: int | float, base_unit: int | float = 10**8) -> str:
     return f"${base_units / base_unit:,.2f}"
 
 
@@ -53,6 +63,10 @@ class Watch(ABC):
     """The contract whose events name the accounts to re-read."""
     plans_without_candidates = False
     """Plan liquidation-side actions even when no account is below 1 (Comet: buy collateral)."""
+    price_scale = 10**8
+    """Price units per USD (Aave and Comet USD markets: 1e8; Synthetix: 1e18)."""
+    engine_scale = 1e8
+    """Units per USD of the engine's figures (collateral, debt, liquidation prices)."""
 
     def __init__(self, settings: Settings, keeper_address: str, start_block: int):
         self.settings = settings
@@ -87,6 +101,10 @@ class Watch(ABC):
     @abstractmethod
     def topic0s(self) -> list[bytes]: ...
 
+    def discovery_seed(self) -> set[str]:
+        """Accounts watched whether or not an event names them (the protected ones)."""
+        return set(self.settings.protect.accounts)
+
     @abstractmethod
     def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]: ...
 
@@ -111,12 +129,14 @@ class Watch(ABC):
     @abstractmethod
     def column_of(self, token: str) -> int: ...
 
-    # -- decisions (per protocol)
-    @abstractmethod
-    def protect(self, pos: Any, wallet: list[int]) -> Protect | None: ...
+    # -- decisions (lending markets; a market with other actions overrides decide())
+    def protect(self, pos: Any, wallet: list[int]) -> Protect | None:
+        """The protective action for a watched account, if it needs one."""
+        return None
 
-    @abstractmethod
-    def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]: ...
+    def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]:
+        """Liquidations of the accounts below 1 (exact checks are the strategy's)."""
+        return []
 
     @abstractmethod
     def encode(self, action: Action) -> tuple[TxRequest, Approval | None]: ...
@@ -242,14 +262,20 @@ class Watch(ABC):
     def worth_wei(self, action: Action) -> int | None:
         """The most gas (wei) an action may burn and still clear min_profit_usd; None: no bound
         beyond the executor's caps (protective actions, absorbs the config says to always do)."""
-        min_profit = int(self.settings.liquidate.min_profit_usd * 10**8)
-        if isinstance(action, Liquidate | BuyCollateral):
+        min_profit = int(self.settings.liquidate.min_profit_usd * self.price_scale)
+        if isinstance(action, Liquidate | BuyCollateral | LiquidatePerps):
             gross = action.expected_gross_base
         elif isinstance(action, Absorb) and not self.settings.liquidate.comet_absorb_always:
             gross = action.expected_gain_base
         else:
             return None
         return max(0, (gross - min_profit) * 10**18 // self.native_price)
+
+    async def confirm(self, chain: Chain, head: Head, snap: Snapshot) -> bool:
+        """Re-read, at this block, accounts whose exact figures the decision needs and the book
+        may hold stale; True when it did (the snapshot is then recomputed). Lending markets keep
+        exact integer replicas: nothing to do."""
+        return False
 
     def format(self, block: int, action: Action, after: float | None, gas: int, gas_cost: int, status: str) -> str:
         hf_after = "?" if after is None else ("inf" if after == float("inf") else f"{after:.4f}")
@@ -280,6 +306,7 @@ class Watch(ABC):
                 f"{', '.join(f'{h:.4f}' for h in action.health_before)}  protocol takes {seized}  "
                 f"gas {gas:,} ({usd(gas_cost)})  {status}"
             )
+        assert isinstance(action, BuyCollateral)
         cunit = self.unit(self.column_of(action.asset))
         return (
             f"{head} BUY {action.expected_collateral / cunit:,.6f} {action.symbol} for "
@@ -297,6 +324,10 @@ def spend(action: Action) -> tuple[str, int]:
     if isinstance(action, BuyCollateral):
         return action.base_token, action.base_amount
     return "", 0
+
+
+def _ratio(x: float | None) -> str:
+    return "?" if x is None else ("inf" if x == float("inf") else f"{x:.4f}")
 
 
 # ---------------------------------------------------------------------------- Aave v3
@@ -322,7 +353,7 @@ class AaveWatch(Watch):
                 f"{self.settings.source}: native_asset {self.settings.native_asset} is not a reserve of "
                 f"the Pool (reserves: {', '.join(assets)})"
             )
-        self.book = Book(len(reserves), engine=health)
+        self.book = Book(len(reserves), engine=AAVE)
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -444,7 +475,7 @@ class CometWatch(Watch):
                 f"market {self.address} (base and collateral: {', '.join(tokens)})"
             )
         if self.book is None or self.book.n_assets != len(tokens) or self._static != s:
-            self.book = Book(len(tokens), engine=comet_health)
+            self.book = Book(len(tokens), engine=COMET)
         self._static = s
 
     @property
@@ -548,9 +579,239 @@ class CometWatch(Watch):
         return TxRequest(target, data, desc), (self.market.base_token, target, action.base_amount)
 
 
+# ---------------------------------------------------------------------------- Synthetix v3 perps
+
+
+class PerpsWatch(Watch):
+    """Columns are markets (ETH, BTC, ...); rows are perps accounts ("#<id>"); health is the margin
+    ratio. The engine screens on prices; accounts near liquidation, and the protected ones, are
+    re-read at the block (`confirm`) so decisions use the market's own margin figures."""
+
+    protocol = perps.NAME
+    price_scale = 10**18
+    engine_scale = 1.0
+    CONFIRM_BELOW = 1.05
+    """Engine margin ratio under which an account is re-read before deciding."""
+
+    def __init__(self, settings: Settings, keeper_address: str, ps: PerpsSettings):
+        super().__init__(settings, keeper_address, ps.start_block)
+        self.ps = ps
+        self.adapter = perps.Perps(ps.market)
+        self.address = self.adapter.address
+        self.state: perps.PerpsState | None = None
+
+    async def load(self, chain: Chain, block: int) -> None:
+        markets = await self.adapter.load(chain, block)
+        if self.ps.native_market_id not in [m.market_id for m in markets]:
+            raise ConfigError(
+                f"{self.settings.source}: [perps] native_market_id {self.ps.native_market_id} is not a market of "
+                f"{self.address} (markets: {', '.join(f'{m.market_id} {m.symbol}' for m in markets)})"
+            )
+        self.book = Book(len(markets), engine=PERPS)
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return (self.ps.usd_token,)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(m.symbol for m in self.adapter.markets)
+
+    def topic0s(self) -> list[bytes]:
+        return self.adapter.topic0s()
+
+    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
+        return {perps.account_key(i) for i in self.adapter.accounts_from_logs(logs)}
+
+    def discovery_seed(self) -> set[str]:
+        return {perps.account_key(i) for i in self.ps.accounts}
+
+    def market_calls(self) -> list[Call]:
+        return self.adapter.market_calls()
+
+    def decode_market(self, results: Sequence[bytes | None], head: Head) -> None:
+        assert self.book is not None
+        self.state = self.adapter.decode_state(results, head.number, head.timestamp)
+        self.block = head.number
+        self.book.set_market(self.state.arrays())
+
+    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[perps.PerpsAccount]:
+        assert self.state is not None
+        return await self.adapter.read_accounts(chain, [int(u[1:]) for u in users], block, self.state.prices)
+
+    def feeds(self) -> tuple[FeedRound | None, ...]:
+        return ()
+
+    def oracle_guard(self, block: int, now: int) -> None:
+        """Synthetix's oracle manager enforces staleness itself: a market whose indexPrice reverts
+        is untrusted (no action on accounts holding it)."""
+        assert self.state is not None
+        bad = {i: "indexPrice reverted (stale or invalid price)" for i, p in enumerate(self.state.prices) if p is None}
+        if bad != self._oracle_bad:
+            for i, why in bad.items():
+                log.warning(
+                    "ALERT: %s: market %s: %s; no action on accounts holding it", self.label, self.symbols[i], why
+                )
+            log_decision(
+                block, self.label, "oracle-guard", "-", {"untrusted": {self.symbols[i]: w for i, w in bad.items()}}
+            )
+            self._oracle_bad = bad
+
+    def price(self, column: int) -> int:
+        assert self.state is not None
+        return self.state.prices[column] or 0
+
+    def unit(self, column: int) -> int:
+        return perps.UNIT
+
+    def column_of(self, token: str) -> int:
+        raise KeyError(f"perps markets are not keyed by token ({token})")
+
+    @property
+    def native_price(self) -> int:
+        assert self.state is not None
+        return self.price(self.state.column_of_market(self.ps.native_market_id))
+
+    def exact_health(self, pos: perps.PerpsAccount) -> float:
+        r = pos.margin_ratio_wad
+        return float("inf") if r == perps.MAX_UINT256 else r / perps.UNIT
+
+    def _untrusted(self, acct: perps.PerpsAccount) -> list[str]:
+        return [
+            f"{self.symbols[i]}: {self._oracle_bad[i]}" for i, s in enumerate(acct.sizes) if s and i in self._oracle_bad
+        ]
+
+    async def confirm(self, chain: Chain, head: Head, snap: Snapshot) -> bool:
+        assert self.book is not None
+        near = {u for u, hf in zip(snap.users, snap.health.health_factor, strict=True) if hf < self.CONFIRM_BELOW}
+        watched = {perps.account_key(i) for i in self.ps.accounts} & set(self.book.positions)
+        users = sorted(near | watched)
+        if not users:
+            return False
+        self.book.upsert(await self.read_positions(chain, users, head.number))
+        return True
+
+    def decide(self, head: Head, snap: Snapshot, wallet: dict[str, int], gas_price_wei: int) -> list[Action]:
+        assert self.book is not None and self.state is not None
+        self.oracle_guard(head.number, head.timestamp)
+        actions: list[Action] = []
+        protected = {perps.account_key(i) for i in self.ps.accounts}
+        for key in sorted(protected):
+            acct = self.book.positions.get(key)
+            if acct is None:
+                continue
+            action = decide_protect_perps(
+                acct,
+                self.state,
+                wallet.get(self.ps.usd_token, 0),
+                self.settings.protect,
+                self.ps.prefer,
+                self.ps.reduce_slippage_bps,
+            )
+            if action is None:
+                continue
+            if reasons := self._untrusted(acct):
+                log.warning("ALERT: not protecting %s: untrusted price: %s", key, "; ".join(reasons))
+                log_decision(
+                    head.number, self.label, "skip-protect", key, {"reason": "oracle guard", "oracle": reasons}
+                )
+                continue
+            if not action.reaches_target:
+                log.warning(
+                    "%s: cannot bring %s to target margin ratio %.3f: best is %.4f",
+                    self.label,
+                    key,
+                    self.settings.protect.target_hf,
+                    action.health_after,
+                )
+            actions.append(action)
+            if isinstance(action, AddMargin):
+                wallet[self.ps.usd_token] = wallet.get(self.ps.usd_token, 0) - action.amount
+            elif self.ps.settle_orders:
+                actions.append(SettleOrder(key, action.account_id, action.market_id))
+        others = [a for u, a in self.book.positions.items() if u not in protected and a.can_liquidate]
+        trusted = []
+        for a in others:
+            if reasons := self._untrusted(a):
+                log_decision(
+                    head.number, self.label, "skip-liquidation", a.user, {"reason": "oracle guard", "oracle": reasons}
+                )
+            else:
+                trusted.append(a)
+        gas_cost = self.gas_cost(self.settings.liquidate.gas_estimate * gas_price_wei)
+        chosen, skipped = decide_perps_liquidations(trusted, self.settings.liquidate, gas_cost)
+        for user, reason in skipped:
+            acct = self.book.positions[user]
+            log_decision(
+                head.number,
+                self.label,
+                "skip-liquidation",
+                user,
+                {
+                    "reason": reason,
+                    "available_margin": acct.available_margin,
+                    "required_maintenance_margin": acct.required_maintenance_margin,
+                },
+            )
+        return actions + list(chosen)
+
+    def encode(self, action: Action) -> tuple[TxRequest, Approval | None]:
+        a, target = self.adapter, self.address
+        if isinstance(action, AddMargin):
+            data = a.encode_modify_collateral(action.account_id, action.amount)
+            desc = f"modifyCollateral({action.account_id}, 0, +{action.amount})"
+            return TxRequest(target, data, desc), (self.ps.usd_token, target, action.amount)
+        if isinstance(action, ReducePosition):
+            data = a.encode_commit_order(
+                action.account_id, action.market_id, action.size_delta, action.acceptable_price
+            )
+            desc = (
+                f"commitOrder({action.symbol}, account {action.account_id}, size {action.size_delta}, "
+                f"acceptable price {action.acceptable_price})"
+            )
+            return TxRequest(target, data, desc), None
+        if isinstance(action, SettleOrder):
+            return TxRequest(
+                target, a.encode_settle_order(action.account_id), f"settleOrder({action.account_id})"
+            ), None
+        assert isinstance(action, LiquidatePerps)
+        return TxRequest(target, a.encode_liquidate(action.account_id), f"liquidate({action.account_id})"), None
+
+    async def health_after(self, chain: Chain, action: Action) -> float | None:
+        if not isinstance(action, AddMargin | ReducePosition | SettleOrder):
+            return None
+        (acct,) = await self.read_positions(chain, [action.account], (await chain.head()).number)
+        return self.exact_health(acct)
+
+    def format(self, block: int, action: Action, after: float | None, gas: int, gas_cost: int, status: str) -> str:
+        head = f"[block {block}] {self.protocol}"
+        money = f"gas {gas:,} ({usd(gas_cost, perps.UNIT)})  {status}"
+        if isinstance(action, AddMargin):
+            return (
+                f"{head} PROTECT {action.account}  margin ratio {action.health_before:.4f} -> {_ratio(after)}  "
+                f"add margin {usd(action.amount, perps.UNIT)} snxUSD  {money}"
+            )
+        if isinstance(action, ReducePosition):
+            return (
+                f"{head} PROTECT {action.account}  margin ratio {action.health_before:.4f} -> "
+                f"{_ratio(action.health_after)} (expected)  reduce {action.symbol} by "
+                f"{action.size_delta / perps.UNIT:+,.4f} at ~{usd(action.expected_fill_price, perps.UNIT)}  {money}"
+            )
+        if isinstance(action, SettleOrder):
+            return f"{head} SETTLE {action.account} order in market {action.market_id}  -> {_ratio(after)}  {money}"
+        assert isinstance(action, LiquidatePerps)
+        return (
+            f"{head} LIQUIDATE {action.account}  margin ratio {action.health_before:.4f}  reward "
+            f"{usd(action.expected_reward, perps.UNIT)}  {money}  "
+            f"profit {usd(action.expected_reward - gas_cost, perps.UNIT)}"
+        )
+
+
 def build_watches(settings: Settings, keeper_address: str) -> list[Watch]:
     watches: list[Watch] = []
     if settings.aave is not None:
         watches.append(AaveWatch(settings, keeper_address))
     watches += [CometWatch(settings, keeper_address, c) for c in settings.comets]
+    if settings.perps is not None:
+        watches.append(PerpsWatch(settings, keeper_address, settings.perps))
     return watches

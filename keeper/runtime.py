@@ -43,7 +43,7 @@ async def open_keeper(network: str, env_file: str | None, *, dry_run: bool, requ
 
 
 async def deploy_testnet(rpc_url: str) -> str:
-    """Deploy the test markets (Aave v3 and Comet) with the node's first unlocked account; return
+    """Deploy the test markets (Aave v3, Comet, perps) with the node's first unlocked account; return
     their config TOML."""
     from keeper.devchain import DevChain, config_toml
 
@@ -57,6 +57,7 @@ async def deploy_testnet(rpc_url: str) -> str:
     dc = DevChain(w3)
     dep = await dc.deploy_market(accounts[0])
     await dc.deploy_comet(dep)
+    await dc.deploy_perps(dep)
     return config_toml(dep, await w3.eth.chain_id)
 
 
@@ -76,15 +77,15 @@ def status_rows(w: Watch, top: int) -> list[tuple[str, float, float, float, str,
             with np.errstate(invalid="ignore", divide="ignore"):
                 moves = np.abs(snap.liquidation_price[k] / prices - 1)
             a = int(np.nanargmin(moves))
-            liq = f"{w.symbols[a]} {usd(snap.liquidation_price[k][a])}"
+            liq = f"{w.symbols[a]} {usd(snap.liquidation_price[k][a], w.engine_scale)}"
         emode = getattr(w.book.positions[snap.users[k]], "emode", 0)
         if emode:
             liq = f"e-mode {emode}: not modelled"
         rows.append(
             (
                 snap.users[k],
-                snap.health.collateral_base[k] / 1e8,
-                snap.health.debt_base[k] / 1e8,
+                snap.health.collateral_base[k] / w.engine_scale,
+                snap.health.debt_base[k] / w.engine_scale,
                 float(hf[k]),
                 liq,
                 float(d),

@@ -24,7 +24,7 @@ from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxResult
 from keeper.markets import Watch, build_watches, decision_log, usd
-from keeper.strategy.actions import Absorb, Action, BuyCollateral
+from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous
 
 log = logging.getLogger("keeper")
 MAX_CONSECUTIVE_FAILURES = 10
@@ -102,7 +102,7 @@ class Keeper:
             logs = await self.chain.get_logs(
                 w.address, [["0x" + t.hex() for t in w.topic0s()]], w.start_block, head.number
             )
-            touched[k] = sorted(w.users_from_logs(logs) | set(self.settings.protect.accounts))
+            touched[k] = sorted(w.users_from_logs(logs) | w.discovery_seed())
         await self._refresh(head, touched)
         self.last_block = self.last_reconcile = head.number
         for w in self.watches:
@@ -192,20 +192,23 @@ class Keeper:
         for w in self.watches:
             assert w.book is not None
             snap = w.book.snapshot()
+            if await w.confirm(self.chain, head, snap):
+                snap = w.book.snapshot()
             accounts += len(w.book)
             below += int(np.sum(snap.health.health_factor < 1.0))
-            absorbed = True
+            anchor_sent = True
             for action in w.decide(head, snap, wallet, gas_price_wei):
-                if isinstance(action, BuyCollateral) and action.after_absorb and not absorbed:
+                if depends_on_previous(action) and not anchor_sent:
+                    what = "absorb" if isinstance(action, BuyCollateral) else "order"
                     out = Outcome(
-                        head.number, w.label, action, error="not attempted: the absorb before it was not sent"
+                        head.number, w.label, action, error=f"not attempted: the {what} before it was not sent"
                     )
                     self._log_outcome(w, out)
                     outcomes.append(out)
                     continue
                 out = await self._execute(head, w, action)
-                if isinstance(action, Absorb):
-                    absorbed = out.ok and out.sent
+                if not depends_on_previous(action):
+                    anchor_sent = out.ok and out.sent
                 outcomes.append(out)
         self.history.extend(outcomes)
         return StepReport(

@@ -84,4 +84,64 @@ class BuyCollateral:
     """Planned on the state the absorb before it leaves (not attempted if that absorb is not sent)."""
 
 
-Action = Protect | Liquidate | Absorb | BuyCollateral
+@dataclass(frozen=True)
+class AddMargin:
+    """Synthetix v3 perps: modifyCollateral(accountId, 0, +amount) of snxUSD from the wallet."""
+
+    account: str
+    account_id: int
+    amount: int
+    """snxUSD, 18 decimals."""
+    health_before: float
+    health_after: float
+    """Margin ratio: available margin / (maintenance margin + liquidation reward)."""
+    reaches_target: bool
+
+
+@dataclass(frozen=True)
+class ReducePosition:
+    """Synthetix v3 perps: commitOrder of `size_delta` (opposite to the position) in one market."""
+
+    account: str
+    account_id: int
+    market_id: int
+    symbol: str
+    size_delta: int
+    acceptable_price: int
+    """The worst fill accepted (the order reverts beyond it): expected fill -/+ the slippage tolerance."""
+    expected_fill_price: int
+    health_before: float
+    health_after: float
+    reaches_target: bool
+
+
+@dataclass(frozen=True)
+class SettleOrder:
+    """Synthetix v3 perps: settleOrder(accountId) for the order committed just before."""
+
+    account: str
+    account_id: int
+    market_id: int
+    after_previous: bool = True
+
+
+@dataclass(frozen=True)
+class LiquidatePerps:
+    """Synthetix v3 perps: liquidate(accountId); the market pays the caller the liquidation reward."""
+
+    account: str
+    account_id: int
+    expected_reward: int
+    """snxUSD, 18 decimals (the market's maxLiquidationReward at the decision block)."""
+    expected_gross_base: int
+    """The reward in the watch's price units (USD, 18 decimals)."""
+    health_before: float
+
+
+Action = Protect | Liquidate | Absorb | BuyCollateral | AddMargin | ReducePosition | SettleOrder | LiquidatePerps
+
+
+def depends_on_previous(action: Action) -> bool:
+    """Planned on the state the action before it leaves (a purchase after its absorb, a settlement
+    after its commit): not attempted when that one was not sent."""
+    return bool(getattr(action, "after_absorb", False) or getattr(action, "after_previous", False))

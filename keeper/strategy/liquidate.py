@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from keeper.config import LiquidateSettings
-from keeper.protocols import comet
+from keeper.protocols import comet, perps
 from keeper.protocols.aave_v3 import (
     HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
     WAD,
@@ -20,7 +20,7 @@ from keeper.protocols.aave_v3 import (
     liquidation_quote,
     max_liquidatable_debt,
 )
-from keeper.strategy.actions import Absorb, BuyCollateral, Liquidate
+from keeper.strategy.actions import Absorb, BuyCollateral, Liquidate, LiquidatePerps
 
 FULL_DEBT_HEADROOM = 10_000
 """A full-debt liquidation offers debt x (1 + 1/10,000): days of interest at usual rates."""
@@ -232,3 +232,39 @@ def decide_comet(
         expected_gain_base=gain,
     )
     return CometPlan(absorb, buys, [])
+
+
+# ---------------------------------------------------------------------------- Synthetix v3 perps
+
+
+def decide_perps_liquidations(
+    accounts: Iterable[perps.PerpsAccount], settings: LiquidateSettings, gas_cost_usd: int
+) -> tuple[list[LiquidatePerps], list[tuple[str, str]]]:
+    """`liquidate` for every account the market says it can liquidate (`canLiquidate`, read at the
+    decision block) whose reward exceeds gas by `min_profit_usd`; richest first. Amounts in USD
+    with 18 decimals."""
+    min_profit = int(settings.min_profit_usd * perps.UNIT)
+    chosen, skipped = [], []
+    for a in accounts:
+        if not a.can_liquidate:
+            continue
+        if not settings.enabled:
+            skipped.append((a.user, "liquidation disabled"))
+            continue
+        profit = a.max_liquidation_reward - gas_cost_usd
+        if profit < min_profit:
+            skipped.append(
+                (a.user, f"unprofitable: reward {a.max_liquidation_reward} - gas {gas_cost_usd} < {min_profit}")
+            )
+            continue
+        chosen.append(
+            LiquidatePerps(
+                a.user,
+                a.account_id,
+                a.max_liquidation_reward,
+                a.max_liquidation_reward,
+                a.margin_ratio_wad / WAD,
+            )
+        )
+    chosen.sort(key=lambda x: x.expected_reward, reverse=True)
+    return chosen, skipped

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keeper.config import ProtectSettings
-from keeper.protocols import aave_v3, comet
-from keeper.strategy.actions import Protect
+from keeper.protocols import aave_v3, comet, perps
+from keeper.strategy.actions import AddMargin, Protect, ReducePosition
 
 MAX_UINT256 = 2**256 - 1
 WAD = 10**18
@@ -164,3 +164,71 @@ def decide_protect_comet(
             )
         )
     return choose(pos.user, levers, comet.health_factor_wad(pos, m), settings)
+
+
+def decide_protect_perps(
+    acct: perps.PerpsAccount,
+    state: perps.PerpsState,
+    wallet_usd: int,
+    settings: ProtectSettings,
+    prefer: Sequence[str],
+    slippage_bps: int,
+) -> AddMargin | ReducePosition | None:
+    """Synthetix v3 perps: add snxUSD margin to reach the target margin ratio, or reduce a
+    position by the smallest size that does, in `prefer` order ('add_margin', 'reduce'); the
+    option that gets closest when none reaches the target. Figures are the market's own
+    (getAvailableMargin, getRequiredMargins) and Synthetix's margin and fill-price math."""
+    now = acct.margin_ratio_wad
+    if now == MAX_UINT256 or now >= int(settings.trigger_hf * WAD):
+        return None
+    target = int(settings.target_hf * WAD) * (10_000 + settings.target_buffer_bps) // 10_000
+    required = acct.required_maintenance_margin
+    options: list[AddMargin | ReducePosition] = []
+    for kind in prefer:
+        if kind == "add_margin" and wallet_usd > 0:
+            need = -(-(target * required) // WAD) - acct.available_margin
+            amount = min(max(need, 0), wallet_usd)
+            if amount > 0:
+                after = (acct.available_margin + amount) * WAD // required
+                options.append(
+                    AddMargin(acct.user, acct.account_id, amount, now / WAD, _fmt_hf(after), after >= target)
+                )
+        elif kind == "reduce":
+            for col, size in enumerate(acct.sizes):
+                price = state.prices[col]
+                if size == 0 or not price:
+                    continue
+                sign = 1 if size > 0 else -1
+
+                def ratio(k: int, col: int = col, sign: int = sign) -> int:
+                    return perps.margin_ratio_after_reduce(acct, state, col, -sign * k)
+
+                k, after = smallest_amount(ratio, abs(size), target)
+                if k == 0:
+                    continue
+                delta = -sign * k
+                fill = perps.fill_price(state.skews[col], state.markets[col].skew_scale, delta, price)
+                # selling (delta < 0) accepts a lower fill, buying a higher one
+                acceptable = fill * (10_000 - sign * slippage_bps) // 10_000
+                options.append(
+                    ReducePosition(
+                        acct.user,
+                        acct.account_id,
+                        state.markets[col].market_id,
+                        state.markets[col].symbol,
+                        delta,
+                        acceptable,
+                        fill,
+                        now / WAD,
+                        _fmt_hf(after),
+                        after >= target,
+                    )
+                )
+        reaching = [o for o in options if o.reaches_target and _kind(o) == kind]
+        if reaching:
+            return min(reaching, key=lambda o: abs(o.size_delta) if isinstance(o, ReducePosition) else o.amount)
+    return max(options, key=lambda o: o.health_after) if options else None
+
+
+def _kind(o: AddMargin | ReducePosition) -> str:
+    return "add_margin" if isinstance(o, AddMargin) else "reduce"

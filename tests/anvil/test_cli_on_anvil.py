@@ -33,7 +33,7 @@ async def deploy_and_open(url: str) -> tuple[DevChain, Deployment, str, str]:
     assert r.returncode == 0, r.stderr
     local = tomllib.loads((ROOT / "config" / "local.toml").read_text())
     deployed = tomllib.loads(r.stdout)
-    for key in ("aave", "comet", "multicall3"):
+    for key in ("aave", "comet", "perps", "multicall3"):
         assert deployed[key] == local[key], "config/local.toml no longer matches `keeper deploy-testnet`"
     w3 = AsyncWeb3(AsyncHTTPProvider(url))
     accounts = list(await w3.eth.accounts)
@@ -45,6 +45,8 @@ async def deploy_and_open(url: str) -> tuple[DevChain, Deployment, str, str]:
         multicall3=local["multicall3"],
         deployer=accounts[0],
         comet=local["comet"]["comet"],
+        perps=local["perps"]["market"],
+        snx_usd=local["perps"]["usd_token"],
     )
     for part in deployed_comment(r.stdout, "tokens"):
         dep.tokens[part[0]] = part[1]
@@ -57,6 +59,7 @@ async def deploy_and_open(url: str) -> tuple[DevChain, Deployment, str, str]:
     await dc.borrow(dep, "USDC", victim, 24_000 * E6)
     await dc.comet_supply(dep, "WETH", comet_victim, 10 * E18)
     await dc.comet_borrow(dep, comet_victim, 24_500 * E6)
+    await dc.perps_open(dep, comet_victim, 3_000 * E18, 100, 10 * E18)  # 10x long ETH: account #1
     await dc.set_price(dep, "WETH", 2_650.0)
     return dc, dep, victim, comet_victim
 
@@ -79,7 +82,8 @@ async def test_status_dry_run_and_live_liquidation_over_http(anvil):
     env = {"KEEPER_RPC_URL": anvil}
     r = keeper_cli("status", "--network", "local", env={**env, "KEEPER_ADDRESS": liquidator})
     assert r.returncode == 0, r.stderr
-    assert "aave-v3 " in r.stdout and "comet " in r.stdout, r.stdout
+    assert "aave-v3 " in r.stdout and "comet " in r.stdout and "perps " in r.stdout, r.stdout
+    assert any(line.startswith("#1 ") and "liquidatable" in line for line in r.stdout.splitlines()), r.stdout
     row = next(line for line in r.stdout.splitlines() if line.startswith(victim))
     assert "0.91" in row and "liquidatable" in row, r.stdout
     row = next(line for line in r.stdout.splitlines() if line.startswith(comet_victim))
@@ -95,6 +99,7 @@ async def test_status_dry_run_and_live_liquidation_over_http(anvil):
     assert r.returncode == 0, r.stderr
     assert "LIQUIDATE" in r.stdout and " ok" in r.stdout, r.stdout
     assert "ABSORB" in r.stdout and "BUY" in r.stdout, r.stdout
+    assert "perps LIQUIDATE #1" in r.stdout, r.stdout
     assert (await pool.functions.getUserAccountData(victim).call())[5] >= E18
     assert not await comet.functions.isLiquidatable(comet_victim).call()
     assert await dc.balance(dep, "WETH", liquidator) > 10 * E18  # Aave's seized WETH + the 10 WETH bought

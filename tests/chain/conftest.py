@@ -42,9 +42,22 @@ class Env:
         target: float = 1.30,
         aave: bool = True,
         comet: bool = True,
+        perps: bool = True,
+        perps_accounts: tuple[int, ...] = (),
+        prefer_perps: tuple[str, ...] = ("add_margin", "reduce"),
     ) -> Keeper:
         settings = make_settings(
-            self.dep, 131277322940537, self.keeper_key, protect, trigger=trigger, target=target, aave=aave, comet=comet
+            self.dep,
+            131277322940537,
+            self.keeper_key,
+            protect,
+            trigger=trigger,
+            target=target,
+            aave=aave,
+            comet=comet,
+            perps=perps,
+            perps_accounts=perps_accounts,
+            prefer_perps=prefer_perps,
         )
         chain = Chain(self.w3, self.dep.multicall3)
         signer = Account.from_key(self.keeper_key)
@@ -66,6 +79,7 @@ async def env_session() -> Env:
     await dc.supply(dep, "WBTC", lp, 100 * 10**8)
     await dc.deploy_comet(dep)
     await dc.comet_supply(dep, "USDC", lp, 5_000_000 * 10**6)
+    await dc.deploy_perps(dep)
     return Env(w3, dc, dep, accounts, KEEPER_KEY, addr)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from keeper.book import Book
 from keeper.protocols import comet
-from keeper.risk.health import comet_health
+from keeper.risk.health import COMET
 
 E18 = 10**18
 
@@ -91,7 +91,7 @@ def test_numpy_engine_matches_the_integer_replica():
     rng = random.Random(5)
     m = market(rng)
     positions = [position(rng, m, "0x" + f"{k:040x}") for k in range(2_000)]
-    book = Book(3, engine=comet_health)
+    book = Book(3, engine=COMET)
     book.upsert(positions)
     book.set_market(m.arrays())
     snap = book.snapshot()
