@@ -72,6 +72,11 @@ class PerpsSettings:
     settles on chain without off-chain price data (our test market); on Synthetix's deployed
     markets settlement keepers do it with Pyth data."""
     reduce_slippage_bps: int = 100
+    trigger_ratio: float = 0.0
+    """Act when the margin ratio (available margin / (maintenance margin + reward)) is below
+    this; 0: [protect] trigger_hf."""
+    target_ratio: float = 0.0
+    """Bring the margin ratio back to this; 0: [protect] target_hf."""
     start_block: int = 0
 
 
@@ -425,6 +430,13 @@ def _perps(raw: Any, where: str, errors: list[str]) -> PerpsSettings | None:
     if not isinstance(accounts, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in accounts):
         errors.append(f"{where}: [perps] accounts: expected a list of account ids (integers), got {accounts!r}")
         accounts = []
+    trigger, target = raw.get("trigger_ratio", 0.0), raw.get("target_ratio", 0.0)
+    numeric = isinstance(trigger, int | float) and isinstance(target, int | float)
+    if numeric and (trigger or target) and not 1.0 < trigger < target:
+        errors.append(
+            f"{where}: [perps] trigger_ratio ({trigger}) and target_ratio ({target}): set both, with "
+            "1 < trigger_ratio < target_ratio"
+        )
     prefer = _coerce(raw.get("prefer", ["add_margin", "reduce"]), "tuple[str, ...]", f"{where}: [perps] prefer", errors)
     for p in prefer or ():
         if p not in ("add_margin", "reduce"):
@@ -441,6 +453,8 @@ def _perps(raw: Any, where: str, errors: list[str]) -> PerpsSettings | None:
             raw.get("reduce_slippage_bps", 100), "int", f"{where}: [perps] reduce_slippage_bps", errors
         )
         or 0,
+        trigger_ratio=_coerce(raw.get("trigger_ratio", 0.0), "float", f"{where}: [perps] trigger_ratio", errors) or 0.0,
+        target_ratio=_coerce(raw.get("target_ratio", 0.0), "float", f"{where}: [perps] target_ratio", errors) or 0.0,
         start_block=_coerce(raw.get("start_block", 0), "int", f"{where}: [perps] start_block", errors) or 0,
     )
 

@@ -28,9 +28,21 @@ from keeper.devchain import Deployment, DevChain
 from keeper.execution.executor import Executor
 from keeper.protocols import comet
 from keeper.service import Keeper, usd
-from keeper.strategy.actions import Absorb, BuyCollateral, Liquidate, Protect
+from keeper.strategy.actions import (
+    Absorb,
+    AddMargin,
+    BuyCollateral,
+    Liquidate,
+    LiquidatePerps,
+    Protect,
+    ReducePosition,
+)
 
 WETH, WBTC, USDC = 10**18, 10**8, 10**6
+E18 = 10**18
+WBTC_SIZE = E18 // 2
+"""Perps sizes have 18 decimals: 0.5 BTC."""
+PERPS_TRIGGER, PERPS_TARGET = 2.0, 3.0
 
 
 @dataclass
@@ -42,6 +54,9 @@ class DemoResult:
     final_health: dict[str, float]
     """Aave health factor by name."""
     final_comet_health: dict[str, float]
+    final_perps_ratio: float
+    """Your perps account's margin ratio at the end."""
+    perps_target: float
     user: str
     target_hf: float
 
@@ -60,6 +75,8 @@ def make_settings(
     perps: bool = True,
     perps_accounts: tuple[int, ...] = (),
     prefer_perps: tuple[str, ...] = ("add_margin", "reduce"),
+    perps_trigger: float = 0.0,
+    perps_target: float = 0.0,
 ) -> Settings:
     """Settings for the test deployment: its Aave market and, if deployed, its Comet and perps markets."""
     perps_settings = None
@@ -71,6 +88,8 @@ def make_settings(
             accounts=perps_accounts,
             prefer=prefer_perps,
             settle_orders=True,
+            trigger_ratio=perps_trigger,
+            target_ratio=perps_target,
         )
     return Settings(
         network="demo",
@@ -100,15 +119,20 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
     accounts = list(await w3.eth.accounts)
     deployer, lp, you, *borrowers = accounts[:8]
     dc = DevChain(w3)
-    out("Deploying the Aave v3- and Compound v3-compatible test markets (WETH, WBTC, USDC) on an embedded chain…")
+    out(
+        "Deploying test markets compatible with Aave v3, Compound v3 (USDC) and Synthetix v3 perps (ETH, BTC) "
+        "on an embedded chain…"
+    )
     dep = await dc.deploy_market(deployer)
     await dc.deploy_comet(dep)
+    await dc.deploy_perps(dep)
 
     keeper_key = "0x" + keccak(text="keeper demo key").hex()
     keeper_addr = Account.from_key(keeper_key).address
     await w3.eth.send_transaction({"from": deployer, "to": keeper_addr, "value": Wei(50 * 10**18)})
     await dc.mint(dep, "USDC", keeper_addr, 110_000 * USDC)
     await dc.mint(dep, "WETH", keeper_addr, 4 * WETH)
+    await dc.send("MintableERC20", dep.snx_usd, "mint", deployer, keeper_addr, 2_000 * E18)
 
     out("Opening positions…")
     await dc.supply(dep, "USDC", lp, 3_000_000 * USDC)
@@ -146,21 +170,36 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
         await dc.comet_borrow(dep, who, da)
     await dc.advance_time(30 * 86_400)
     await dc.heartbeat(dep)
+    # perps, opened now: your 0.5 BTC long on 4,500 snxUSD of margin (the keeper may add margin
+    # to it) and bob's 10 ETH long on 3,000
+    your_perp = await dc.perps_open(dep, you, 4_500 * E18, 200, WBTC_SIZE, keeper=keeper_addr)
+    bobs_perp = await dc.perps_open(dep, borrowers[1], 3_000 * E18, 100, 10 * E18)
+    perps_names = {your_perp: "you", bobs_perp: "bob"}
     out("30 days pass; debt accrues interest; the price feeds post their heartbeat rounds.")
 
-    settings = make_settings(dep, await w3.eth.chain_id, keeper_key, (you,))
+    settings = make_settings(
+        dep,
+        await w3.eth.chain_id,
+        keeper_key,
+        (you,),
+        perps_accounts=(your_perp,),
+        perps_trigger=PERPS_TRIGGER,
+        perps_target=PERPS_TARGET,
+    )
     chain = Chain(w3, dep.multicall3)
     executor = Executor(chain, settings.execution, keeper_addr, Account.from_key(keeper_key), dry_run=False)
     keeper = Keeper(settings, chain, executor, report=out)
     await keeper.start()
     out(
         f"Keeper {keeper_addr[:10]}… watches {sum(len(w.book or []) for w in keeper.watches)} positions on "
-        f"{len(keeper.watches)} markets; protects 'you' on both (trigger HF {settings.protect.trigger_hf}, "
-        f"target {settings.protect.target_hf}); liquidates the rest."
+        f"{len(keeper.watches)} markets; protects 'you' (lending: trigger HF {settings.protect.trigger_hf}, "
+        f"target {settings.protect.target_hf}; perps: margin ratio {PERPS_TRIGGER} -> {PERPS_TARGET}); "
+        "liquidates the rest."
     )
     comet_names: dict[str, str] = {str(who): names[who] for who, *_ in comet_book}
     await _print_table(out, dc, dep, names)
     await _print_comet_table(out, keeper, comet_names)
+    await _print_perps_table(out, dc, dep, perps_names)
 
     for leg, moves in enumerate([{"WETH": 2_760.0}, {"WETH": 2_450.0, "WBTC": 52_000.0}], start=1):
         out("")
@@ -173,31 +212,45 @@ async def run_demo(out: Callable[[str], None] = print) -> DemoResult:
                 break
         await _print_table(out, dc, dep, names)
         await _print_comet_table(out, keeper, comet_names)
+        await _print_perps_table(out, dc, dep, perps_names)
 
-    protections = [o for o in keeper.history if isinstance(o.action, Protect) and o.ok]
-    liquidations = [o for o in keeper.history if isinstance(o.action, Liquidate | Absorb) and o.ok]
+    protections = [o for o in keeper.history if isinstance(o.action, Protect | AddMargin | ReducePosition) and o.ok]
+    liquidations = [o for o in keeper.history if isinstance(o.action, Liquidate | Absorb | LiquidatePerps) and o.ok]
     failures = [o for o in keeper.history if not o.ok]
-    gas = sum(o.gas_cost_base for o in keeper.history)
+    gas = sum(o.gas_cost_usd for o in keeper.history)
     profit = sum(
-        o.action.expected_gross_base - o.gas_cost_base
+        o.action.expected_gross_base / o.price_scale
         for o in keeper.history
-        if isinstance(o.action, Liquidate | BuyCollateral) and o.ok
-    ) - sum(o.gas_cost_base for o in liquidations if isinstance(o.action, Absorb))
+        if isinstance(o.action, Liquidate | BuyCollateral | LiquidatePerps) and o.ok
+    ) - sum(
+        o.gas_cost_usd
+        for o in keeper.history
+        if isinstance(o.action, Liquidate | BuyCollateral | LiquidatePerps | Absorb)
+    )
     final = {names[a]: (await dc.account_data(dep, a))[5] / 1e18 for a in names if a != lp}
     final_comet = {name: hf for name, (_, _, hf) in (await _comet_rows(keeper, comet_names)).items()}
     out("")
     out("=== Summary ===")
+    final_perps = await _perps_ratio(dc, dep, your_perp)
     out(
-        f"protective actions: {len(protections)}   liquidations (Aave) and absorbs (Comet): {len(liquidations)}   "
+        f"protective actions: {len(protections)}   liquidations (Aave, Comet absorbs, perps): {len(liquidations)}   "
         f"failed: {len(failures)}"
     )
-    out(f"gas spent: {usd(gas)}   liquidation profit after gas: {usd(profit)}")
+    out(f"gas spent: {usd(gas, 1)}   liquidation profit after gas: {usd(profit, 1)}")
     out(
         f"your health factor: Aave {final['you']:.4f}, Compound {final_comet['you']:.4f} "
-        f"(target {settings.protect.target_hf})"
+        f"(target {settings.protect.target_hf}); perps margin ratio {final_perps:.4f} (target {PERPS_TARGET})"
     )
     return DemoResult(
-        len(protections), len(liquidations), len(failures), final, final_comet, you, settings.protect.target_hf
+        len(protections),
+        len(liquidations),
+        len(failures),
+        final,
+        final_comet,
+        final_perps,
+        PERPS_TARGET,
+        you,
+        settings.protect.target_hf,
     )
 
 
@@ -239,3 +292,19 @@ async def _print_comet_table(out: Callable[[str], None], keeper: Keeper, names: 
         hf_s = "no debt" if d == 0 else f"{hf:.4f}"
         flag = "  <- liquidatable" if d and hf < 1 else ""
         out(f"  {name:8} {usd(c):>14} {usd(d):>14} {hf_s:>9}{flag}")
+
+
+async def _perps_ratio(dc: DevChain, dep: Deployment, account_id: int) -> float:
+    available = await dc.view("PerpsMarket", dep.perps, "getAvailableMargin", account_id)
+    _, mm, _ = await dc.view("PerpsMarket", dep.perps, "getRequiredMargins", account_id)
+    return float("inf") if mm == 0 else max(available, 0) / mm
+
+
+async def _print_perps_table(out: Callable[[str], None], dc: DevChain, dep: Deployment, names: dict[int, str]) -> None:
+    out("  Synthetix v3 perps (margin ratio: available margin / maintenance margin + reward)")
+    for account_id, name in names.items():
+        available = await dc.view("PerpsMarket", dep.perps, "getAvailableMargin", account_id)
+        _, mm, _ = await dc.view("PerpsMarket", dep.perps, "getRequiredMargins", account_id)
+        ratio = "no position" if mm == 0 else f"{max(available, 0) / mm:.4f}"
+        flag = "  <- liquidatable" if mm and available < mm else ""
+        out(f"  {name:8} {usd(available, E18):>14} {usd(mm, E18):>14} {ratio:>9}{flag}")

@@ -12,7 +12,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -20,7 +20,7 @@ from eth_utils import to_checksum_address
 from keeper.abi import fn
 from keeper.book import Book, Snapshot
 from keeper.chain import Call, Chain, Head
-from keeper.config import CometSettings, PerpsSettings, Settings
+from keeper.config import CometSettings, PerpsSettings, ProtectSettings, Settings
 from keeper.errors import ConfigError
 from keeper.execution.executor import TxRequest
 from keeper.protocols import aave_v3, comet, perps
@@ -676,6 +676,14 @@ class PerpsWatch(Watch):
         r = pos.margin_ratio_wad
         return float("inf") if r == perps.MAX_UINT256 else r / perps.UNIT
 
+    @property
+    def protect_settings(self) -> ProtectSettings:
+        """[protect], with the perps trigger/target margin ratios when they are set."""
+        p = self.settings.protect
+        if self.ps.trigger_ratio and self.ps.target_ratio:
+            return replace(p, trigger_hf=self.ps.trigger_ratio, target_hf=self.ps.target_ratio)
+        return p
+
     def _untrusted(self, acct: perps.PerpsAccount) -> list[str]:
         return [
             f"{self.symbols[i]}: {self._oracle_bad[i]}" for i, s in enumerate(acct.sizes) if s and i in self._oracle_bad
@@ -704,7 +712,7 @@ class PerpsWatch(Watch):
                 acct,
                 self.state,
                 wallet.get(self.ps.usd_token, 0),
-                self.settings.protect,
+                self.protect_settings,
                 self.ps.prefer,
                 self.ps.reduce_slippage_bps,
             )
@@ -721,7 +729,7 @@ class PerpsWatch(Watch):
                     "%s: cannot bring %s to target margin ratio %.3f: best is %.4f",
                     self.label,
                     key,
-                    self.settings.protect.target_hf,
+                    self.protect_settings.target_hf,
                     action.health_after,
                 )
             actions.append(action)

@@ -41,6 +41,12 @@ class Outcome:
     error: str | None = None
     health_after: float | None = None
     gas_cost_base: int = 0
+    """In the market's price units (`price_scale` per USD)."""
+    price_scale: int = 10**8
+
+    @property
+    def gas_cost_usd(self) -> float:
+        return self.gas_cost_base / self.price_scale
 
     @property
     def ok(self) -> bool:
@@ -217,7 +223,7 @@ class Keeper:
 
     # ------------------------------------------------------------------ execution
     async def _execute(self, head: Head, w: Watch, action: Action) -> Outcome:
-        out = Outcome(head.number, w.label, action)
+        out = Outcome(head.number, w.label, action, price_scale=w.price_scale)
         tx, approve = w.encode(action)
         try:
             out.results = await self.executor.execute(tx, approve=approve, max_gas_cost_wei=w.worth_wei(action))

@@ -199,23 +199,30 @@ async def test_comet_dry_run_sends_nothing(env):
     assert [await c.functions.userBasic(u).call() for u in (user, victim)] == before
 
 
-async def test_one_keeper_liquidates_on_aave_and_comet_in_one_block(env):
+async def test_one_keeper_liquidates_on_every_market_in_one_block(env):
     aave_user, comet_user = env.accounts[2], env.accounts[3]
     await env.dc.supply(env.dep, "WETH", aave_user, 10 * E18)
     await env.dc.borrow(env.dep, "USDC", aave_user, 24_000 * E6)
     await open_comet(env, comet_user, "WETH", 10 * E18, 24_500 * E6)
+    perp = await env.dc.perps_open(env.dep, env.accounts[4], 3_000 * E18, 100, 10 * E18)  # 10x long ETH
     await fund_keeper(env, usdc=100_000 * E6)
     keeper = env.keeper()
     await keeper.start()
-    assert [w.protocol for w in keeper.watches] == ["aave-v3", "comet"]
+    assert [w.protocol for w in keeper.watches] == ["aave-v3", "comet", "perps"]
     quiet = await mine_and_step(env, keeper)
-    assert quiet.outcomes == [] and quiet.requests == 3  # head, one getLogs, one multicall: both markets
+    assert quiet.outcomes == [] and quiet.requests == 3  # head, one getLogs, one multicall: all three markets
     await env.dc.set_price(env.dep, "WETH", 2_650.0)
     report = await mine_and_step(env, keeper)
     kinds = [(o.market.split()[0], type(o.action).__name__) for o in report.outcomes]
-    assert kinds == [("aave-v3", "Liquidate"), ("comet", "Absorb"), ("comet", "BuyCollateral")], kinds
+    assert kinds == [
+        ("aave-v3", "Liquidate"),
+        ("comet", "Absorb"),
+        ("comet", "BuyCollateral"),
+        ("perps", "LiquidatePerps"),
+    ], kinds
     assert all(o.ok for o in report.outcomes), [o.error for o in report.outcomes]
     assert isinstance(report.outcomes[0].action, Liquidate)
+    assert report.outcomes[3].action.account_id == perp
 
 
 async def test_comet_reverts_are_named(env):

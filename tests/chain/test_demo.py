@@ -12,5 +12,7 @@ async def test_demo_protects_and_liquidates():
     assert result.final_health["you"] >= result.target_hf
     assert result.final_comet_health["you"] >= result.target_hf
     assert all(hf >= 1.0 for hf in result.final_comet_health.values()), result.final_comet_health
+    assert result.final_perps_ratio >= result.perps_target
+    assert "perps PROTECT #1" in text and "perps LIQUIDATE #2" in text, text
     for word in ("PROTECT", "LIQUIDATE", "ABSORB", "BUY", "=== Summary ==="):
         assert word in text, word

@@ -76,7 +76,9 @@ async def test_engine_matches_the_market_for_random_accounts(env):
             assert snap.distance[k] == 0
             continue
         col = int(np.nanargmin(np.abs(snap.liquidation_price[k] / prices - 1)))
-        moved = dataclasses.replace(snap._m, price_base=np.where(np.arange(2) == col, snap.liquidation_price[k][col], prices))
+        moved = dataclasses.replace(
+            snap._m, price_base=np.where(np.arange(2) == col, snap.liquidation_price[k][col], prices)
+        )
         ratio = w.book.engine.health(snap._coll[k : k + 1], snap._debt[k : k + 1], moved).health_factor[0]
         assert ratio == pytest.approx(1.0, abs=1e-9)
 

@@ -178,3 +178,26 @@ def test_comet_errors_and_no_market(tmp_path, env):
     nothing = "\n".join(line for line in GOOD.splitlines() if not line.startswith(("pool", "oracle", "[aave]")))
     with pytest.raises(ConfigError, match=r"no market to watch: add an \[aave\] table"):
         load_settings(write(tmp_path, nothing))
+
+
+def test_perps_table_and_its_errors(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    s = load_settings("base")
+    assert s.perps is not None and s.aave is None and s.perps.native_market_id == 100 and s.native_asset == ""
+    assert s.perps.trigger_ratio == 2.0 and s.perps.target_ratio == 3.0 and not s.perps.settle_orders
+    bad = (
+        "chain_id = 8453\n[perps]\n"
+        'market = "0x0A2AF931eFFd34b81ebcc57E3d3c9B1E1dE1C9Ce"\n'
+        "accounts = ['one']\nprefer = ['close']\ntrigger_ratio = 3.0\ntarget_ratio = 2.0\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, bad))
+    msg = str(e.value)
+    for part in (
+        "[perps] usd_token: required",
+        "[perps] native_market_id: required",
+        "[perps] accounts: expected a list of account ids",
+        "[perps] prefer: unknown action 'close'",
+        "1 < trigger_ratio < target_ratio",
+    ):
+        assert part in msg, (part, msg)
