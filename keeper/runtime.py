@@ -95,13 +95,25 @@ def status_rows(w: Watch, top: int) -> list[tuple[str, float, float, float, str,
 
 
 def print_status(keeper: Keeper, top: int) -> None:
+    """Per market, the riskiest accounts; then, when several markets are watched, the riskiest
+    across all of them (health factor and margin ratio are on one footing: below 1 is liquidatable)."""
+    header = f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>12}"
+    everything = []
     for w in keeper.watches:
         print(f"{w.label} {w.address} at block {w.block}: {len(w.book or [])} accounts")
-        print(
-            f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>12}"
-        )
-        for user, c, d, h, liq, dist in status_rows(w, top):
-            hs = "no debt" if math.isinf(h) else f"{h:.4f}"
-            ds = "-" if math.isinf(dist) else ("liquidatable" if h < 1 else f"{dist:.1%}")
-            print(f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>12}")
+        print(header)
+        for row in status_rows(w, top):
+            print(_status_line(*row))
+            everything.append((row[3], w.protocol, row))
         print()
+    if len(keeper.watches) > 1:
+        print(f"riskiest across {len(keeper.watches)} markets")
+        print(f"{'market':8} {header}")
+        for _, protocol, row in sorted(everything, key=lambda x: x[0])[:top]:
+            print(f"{protocol:8} {_status_line(*row)}")
+
+
+def _status_line(user: str, c: float, d: float, h: float, liq: str, dist: float) -> str:
+    hs = "no debt" if math.isinf(h) else f"{h:.4f}"
+    ds = "-" if math.isinf(dist) else ("liquidatable" if h < 1 else f"{dist:.1%}")
+    return f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>12}"

@@ -84,6 +84,8 @@ async def test_status_dry_run_and_live_liquidation_over_http(anvil):
     assert r.returncode == 0, r.stderr
     assert "aave-v3 " in r.stdout and "comet " in r.stdout and "perps " in r.stdout, r.stdout
     assert any(line.startswith("#1 ") and "liquidatable" in line for line in r.stdout.splitlines()), r.stdout
+    across = r.stdout.split("riskiest across 3 markets", 1)[1].splitlines()[2:5]
+    assert {line.split()[0] for line in across} == {"aave-v3", "comet", "perps"}, r.stdout  # 3 liquidatable
     row = next(line for line in r.stdout.splitlines() if line.startswith(victim))
     assert "0.91" in row and "liquidatable" in row, r.stdout
     row = next(line for line in r.stdout.splitlines() if line.startswith(comet_victim))
