@@ -123,6 +123,17 @@ class ExecutionSettings:
     gas_limit_multiplier: float = 1.25
     max_gas_spend_native: float = 0.05
     """Upper bound of gas_limit x max_fee for one transaction, in the native coin (ETH)."""
+    max_gas_spend_native_per_day: float = 0.5
+    """Gas paid in 24 h (mined, plus the worst case of what is in flight), native coin."""
+    max_actions_per_hour: int = 120
+    account_cooldown_s: float = 0.0
+    """No new action on an account within this many seconds of the last one sent for it."""
+    kill_switch_file: str = ""
+    """While this file exists (or KEEPER_KILL_SWITCH=1), nothing is sent; monitoring goes on."""
+    min_native_balance: float = 0.05
+    """ALERT when the keeper's gas balance falls below this (native coin)."""
+    journal_path: str = ""
+    """SQLite journal; empty: .keeper/<network>-<address>.sqlite under the working directory."""
     receipt_timeout_s: float = 120.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from web3.providers import AsyncHTTPProvider, WebSocketProvider
 from keeper.chain import Chain
 from keeper.config import Settings, load_settings
 from keeper.execution.executor import Executor
+from keeper.execution.journal import Journal
 from keeper.markets import Watch, usd
 from keeper.service import Keeper
 
@@ -24,13 +26,19 @@ def connect(settings: Settings) -> AsyncWeb3[Any]:
     return AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 20}))
 
 
+def journal_path(settings: Settings) -> str:
+    """The journal file: `[execution] journal_path`, or one per network and key under .keeper/."""
+    return settings.execution.journal_path or str(Path(".keeper") / f"{settings.network}-{settings.address}.sqlite")
+
+
 def build_keeper(settings: Settings, w3: AsyncWeb3[Any], *, dry_run: bool) -> Keeper:
     chain = Chain(
         w3, settings.multicall3, multicall_chunk=settings.multicall_chunk, log_chunk=settings.log_chunk_blocks
     )
     signer = Account.from_key(settings.private_key.value) if settings.private_key else None
     assert settings.address is not None
-    executor = Executor(chain, settings.execution, settings.address, signer, dry_run=dry_run)
+    journal = Journal(":memory:" if dry_run else journal_path(settings))
+    executor = Executor(chain, settings.execution, settings.address, signer, dry_run=dry_run, journal=journal)
     return Keeper(settings, chain, executor, report=print)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -23,8 +24,9 @@ from keeper.chain import Call, Chain, Head
 from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxResult
+from keeper.execution.journal import ActionKey
 from keeper.markets import Watch, build_watches, decision_log, usd
-from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous
+from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous, subject
 
 log = logging.getLogger("keeper")
 MAX_CONSECUTIVE_FAILURES = 10
@@ -85,6 +87,7 @@ class Keeper:
         """Token -> keeper balance at the last block ('' = the native coin, wei)."""
         self.last_block: int | None = None
         self.last_reconcile = 0
+        self._alerts: dict[str, str] = {}
         self.history: list[Outcome] = []
 
     @property
@@ -102,6 +105,12 @@ class Keeper:
     async def start(self) -> None:
         await self.chain.check_chain_id(self.settings.chain_id)
         head = await self.chain.head()
+        genesis = await self.chain.head(0)
+        self.executor.journal.bind(self.settings.chain_id, "0x" + genesis.hash.hex())
+        if not self.executor.dry_run:
+            for r in await self.executor.recover():
+                log.warning("settled a transaction left in flight by a previous run: %s (%s)", r.tx_hash, r.description)
+            head = await self.chain.head()
         touched: dict[int, list[str]] = {}
         for k, w in enumerate(self.watches):
             await w.load(self.chain, head.number)
@@ -190,6 +199,7 @@ class Keeper:
                 drift,
             )
         self.last_block = head.number
+        self._operational_alerts()
         ex = self.executor.settings
         gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))
         wallet = dict(self.wallet)
@@ -221,16 +231,62 @@ class Keeper:
             head.number, accounts, below, outcomes, self.chain.requests - requests_before, drift if reconcile else None
         )
 
+    def _operational_alerts(self) -> None:
+        """ALERT once when the kill switch turns on or off, or the gas balance falls below its floor."""
+        ex = self.executor
+        states = {
+            "kill switch": ex.kill_switch() or "",
+            "gas balance": (
+                f"{self.wallet.get('', 0) / 1e18:.5f} native coin left, below min_native_balance "
+                f"{ex.settings.min_native_balance}"
+                if not ex.dry_run and self.wallet.get("", 0) < ex.settings.min_native_balance * 10**18
+                else ""
+            ),
+        }
+        for name, why in states.items():
+            if why != self._alerts.get(name, ""):
+                if why:
+                    log.warning("ALERT: %s: %s", name, why)
+                else:
+                    log.warning("%s: back to normal", name)
+                self._alerts[name] = why
+
     # ------------------------------------------------------------------ execution
+    def _admit(self, head: Head, w: Watch, action: Action) -> tuple[ActionKey, str | None]:
+        """The action's journal key, and why it must not go ahead (one in flight for the position,
+        the account's cooldown, or the same action already decided at this block)."""
+        journal, account = self.executor.journal, subject(action)
+        key = ActionKey(w.label, account, type(action).__name__, head.number)
+        if (w.label, account) in journal.in_flight():
+            return key, "an action on this position is still in flight"
+        cooldown = self.executor.settings.account_cooldown_s
+        last = journal.last_sent(w.label, account)
+        if cooldown and last is not None and time.time() - last < cooldown:
+            return key, f"cooldown: last action on this account {time.time() - last:.0f} s ago (< {cooldown} s)"
+        if not journal.begin(key, asdict(action)):
+            return key, f"already decided at block {head.number} ({journal.action_state(key)})"
+        return key, None
+
     async def _execute(self, head: Head, w: Watch, action: Action) -> Outcome:
         out = Outcome(head.number, w.label, action, price_scale=w.price_scale)
         tx, approve = w.encode(action)
+        key, refused = self._admit(head, w, action)
+        if refused:
+            out.error = f"SkipAction: {refused}"
+            self._log_outcome(w, out)
+            return out
         try:
-            out.results = await self.executor.execute(tx, approve=approve, max_gas_cost_wei=w.worth_wei(action))
+            out.results = await self.executor.execute(
+                tx, approve=approve, max_gas_cost_wei=w.worth_wei(action), key=key
+            )
             if out.sent:
                 out.health_after = await w.health_after(self.chain, action)
+            else:
+                self.executor.journal.set_action(key, "simulated")
         except (SkipAction, ExecutionError, TransientError) as exc:
             out.error = f"{type(exc).__name__}: {exc}"
+            if self.executor.journal.action_state(key) in ("decided", "simulated"):
+                self.executor.journal.set_action(key, "skipped", out.error)
         except FatalError:
             raise
         out.gas_cost_base = w.gas_cost(sum(r.gas_cost_wei for r in out.results))

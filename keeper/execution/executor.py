@@ -1,13 +1,19 @@
 """Executor: turns an unsigned transaction into a sent, confirmed one.
 
-simulate (eth_call) -> estimate gas -> EIP-1559 fees under the cap -> nonce -> sign -> send ->
-receipt. Dry-run stops after the simulation. The signing key lives here and nowhere else.
+simulate (eth_call) -> estimate gas -> EIP-1559 fees under the caps -> nonce -> sign -> journal
+(raw transaction and hash stored) -> send -> receipt -> journal. Dry-run stops after the
+simulation. The signing key lives here and nowhere else. On start-up `recover()` finds what a
+previous run left in flight in the journal, rebroadcasts it and settles it before anything new
+is signed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -18,6 +24,7 @@ from keeper.abi import fn
 from keeper.chain import Chain, is_revert, revert_text
 from keeper.config import ExecutionSettings
 from keeper.errors import ExecutionError, SkipAction, TransientError
+from keeper.execution.journal import ActionKey, Journal
 
 log = logging.getLogger("keeper.execution")
 GWEI = 10**9
@@ -53,18 +60,21 @@ class TxResult:
 
 @dataclass
 class NonceManager:
-    """Local nonce counter: read once from the node (pending), then incremented per send."""
+    """Local nonce counter: the larger of the node's pending count and one above the journal's
+    highest signed nonce (so a restart never reuses a nonce a signed transaction holds), then
+    incremented per send."""
 
     chain: Chain
     address: str
+    journal: Journal | None = None
     _next: int | None = field(default=None)
 
     async def take(self) -> int:
         if self._next is None:
             self.chain.requests += 1
-            self._next = int(
-                await self.chain.w3.eth.get_transaction_count(to_checksum_address(self.address), "pending")
-            )
+            node = int(await self.chain.w3.eth.get_transaction_count(to_checksum_address(self.address), "pending"))
+            journal = self.journal.next_nonce() if self.journal is not None else None
+            self._next = max(node, journal or 0)
         n = self._next
         self._next += 1
         return n
@@ -75,7 +85,14 @@ class NonceManager:
 
 class Executor:
     def __init__(
-        self, chain: Chain, settings: ExecutionSettings, address: str, signer: LocalAccount | None, *, dry_run: bool
+        self,
+        chain: Chain,
+        settings: ExecutionSettings,
+        address: str,
+        signer: LocalAccount | None,
+        *,
+        dry_run: bool,
+        journal: Journal | None = None,
     ):
         if not dry_run and signer is None:
             raise ExecutionError("live execution needs a signing key")
@@ -86,9 +103,37 @@ class Executor:
         self.address = to_checksum_address(address)
         self._signer = signer
         self.dry_run = dry_run
-        self.nonces = NonceManager(chain, self.address)
+        self.journal = journal if journal is not None else Journal(":memory:")
+        self.nonces = NonceManager(chain, self.address, self.journal)
         self.sent_count = 0
         self._chain_id_cache: int | None = None
+        self._key: ActionKey | None = None
+
+    # ------------------------------------------------------------------ switches and caps
+    def kill_switch(self) -> str | None:
+        """Why sending is switched off (KEEPER_KILL_SWITCH=1, or the configured file exists), or None."""
+        if os.environ.get("KEEPER_KILL_SWITCH", "").strip().lower() in ("1", "true", "yes", "on"):
+            return "KEEPER_KILL_SWITCH is set"
+        path = self.settings.kill_switch_file
+        if path and Path(path).exists():
+            return f"kill switch file {path} exists"
+        return None
+
+    def check_caps(self, worst_cost_wei: int) -> None:
+        """SkipAction when the kill switch is on, or this transaction would break the daily gas
+        budget or the hourly action count (both from the journal, so they hold across restarts)."""
+        if why := self.kill_switch():
+            raise SkipAction(f"not sending: {why} (monitoring continues)")
+        day = time.time() - 86_400
+        budget = int(self.settings.max_gas_spend_native_per_day * 10**18)
+        spent = self.journal.gas_spent_since(day)
+        if spent + worst_cost_wei > budget:
+            raise SkipAction(
+                f"daily gas budget: {spent / 1e18:.5f} spent or in flight + {worst_cost_wei / 1e18:.5f} > "
+                f"max_gas_spend_native_per_day {self.settings.max_gas_spend_native_per_day}"
+            )
+        if self.journal.actions_sent_since(time.time() - 3_600) >= self.settings.max_actions_per_hour:
+            raise SkipAction(f"max_actions_per_hour {self.settings.max_actions_per_hour} reached")
 
     async def simulate(self, tx: TxRequest) -> int:
         """eth_call then eth_estimateGas from the keeper's address; SkipAction with the revert reason."""
@@ -134,11 +179,26 @@ class Executor:
         )
 
     async def execute(
-        self, tx: TxRequest, *, approve: tuple[str, str, int] | None = None, max_gas_cost_wei: int | None = None
+        self,
+        tx: TxRequest,
+        *,
+        approve: tuple[str, str, int] | None = None,
+        max_gas_cost_wei: int | None = None,
+        key: ActionKey | None = None,
     ) -> list[TxResult]:
         """Send `tx` (after an exact-amount ERC20 approval when `approve` = (token, spender, amount)
         needs one). Raises SkipAction if the simulation reverts, a cap is hit, or the estimated gas
-        cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth)."""
+        cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth).
+        With a `key`, every step is journaled under it."""
+        self._key = key
+        try:
+            return await self._execute(tx, approve, max_gas_cost_wei)
+        finally:
+            self._key = None
+
+    async def _execute(
+        self, tx: TxRequest, approve: tuple[str, str, int] | None, max_gas_cost_wei: int | None
+    ) -> list[TxResult]:
         results: list[TxResult] = []
         if approve is not None:
             approval = await self.approval_needed(*approve)
@@ -150,11 +210,11 @@ class Executor:
                             tx.description, sent=False, note="dry-run: not simulated, the Pool has no allowance yet"
                         ),
                     ]
-                results.append(await self._send(approval))
+                results.append(await self._send(approval, role="approval"))
         results.append(await self._send(tx, max_gas_cost_wei))
         return results
 
-    async def _send(self, tx: TxRequest, max_gas_cost_wei: int | None = None) -> TxResult:
+    async def _send(self, tx: TxRequest, max_gas_cost_wei: int | None = None, role: str = "action") -> TxResult:
         gas_estimate = await self.simulate(tx)
         gas_limit = int(gas_estimate * self.settings.gas_limit_multiplier)
         max_fee, tip, base_fee = await self.fees()
@@ -173,6 +233,7 @@ class Executor:
         if self.dry_run:
             log.info("dry-run: would send %s (gas %d, max fee %.2f gwei)", tx.description, gas_limit, max_fee / GWEI)
             return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note="dry-run: simulated, not sent")
+        self.check_caps(worst_cost)
         assert self._signer is not None
         nonce = await self.nonces.take()
         signed = self._signer.sign_transaction(
@@ -188,33 +249,95 @@ class Executor:
                 "maxPriorityFeePerGas": tip,
             }
         )
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        # stored before it leaves: a crash from here on finds it and rebroadcasts it
+        self.journal.add_tx(
+            self._key, tx_hash, nonce, bytes(signed.raw_transaction), tx.description, max_fee, gas_limit, role
+        )
+        if self._key is not None and role == "action":
+            self.journal.set_action(self._key, "signed")
         try:
             self.chain.requests += 1
-            tx_hash = await self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
+            await self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
         except (Web3Exception, OSError, ValueError) as exc:
             self.nonces.resync()
+            self.journal.set_tx(tx_hash, "dropped")
             raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
+        self.journal.set_tx(tx_hash, "sent")
+        if self._key is not None and role == "action":
+            self.journal.set_action(self._key, "sent")
         self.sent_count += 1
+        result = await self._await_receipt(tx_hash, tx.description, max_fee, self._key if role == "action" else None)
+        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
+
+    async def _await_receipt(
+        self, tx_hash: str, description: str, max_fee: int, action_key: ActionKey | str | None = None
+    ) -> TxResult:
+        """The receipt, journaled (and, for an action's own transaction, the action's outcome)."""
         try:
             self.chain.requests += 1
-            receipt = await self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, self.settings.receipt_timeout_s)
+            receipt = await self.chain.w3.eth.wait_for_transaction_receipt(
+                tx_hash,  # type: ignore[arg-type]
+                self.settings.receipt_timeout_s,
+            )
         except TimeExhausted as exc:
             raise ExecutionError(
-                f"{tx.description}: no receipt for 0x{bytes(tx_hash).hex()} within {self.settings.receipt_timeout_s}s"
+                f"{description}: no receipt for {tx_hash} within {self.settings.receipt_timeout_s}s"
             ) from exc
         result = TxResult(
-            tx.description,
+            description,
             sent=True,
-            tx_hash="0x" + bytes(tx_hash).hex(),
+            tx_hash=tx_hash,
             status=int(receipt["status"]),
             gas_used=int(receipt["gasUsed"]),
             effective_gas_price_wei=int(receipt.get("effectiveGasPrice", max_fee)),
             block=int(receipt["blockNumber"]),
-            gas_estimate=gas_estimate,
         )
+        outcome = "confirmed" if result.status == 1 else "failed"
+        self.journal.set_tx(tx_hash, outcome, gas_cost_wei=result.gas_cost_wei, block=result.block)
+        if action_key is not None:
+            self.journal.set_action(action_key, outcome)
         if result.status != 1:
-            raise ExecutionError(f"{tx.description} reverted on chain in {result.tx_hash}")
+            raise ExecutionError(f"{description} reverted on chain in {tx_hash}")
         return result
+
+    async def recover(self) -> list[TxResult]:
+        """Settle what a previous run left in flight: each journaled transaction that was signed
+        (maybe sent) but has no outcome is rebroadcast (a node that already has it, or has mined
+        it, says so) and its receipt awaited; one whose nonce was taken by another transaction is
+        marked dropped. Runs before anything new is signed."""
+        results = []
+        for row in self.journal.pending_txs():
+            try:
+                self.chain.requests += 1
+                await self.chain.w3.eth.send_raw_transaction(row.raw)
+                log.warning("recovered in-flight transaction %s (%s): rebroadcast", row.hash, row.description)
+            except (Web3Exception, OSError, ValueError) as exc:
+                log.info("rebroadcast of %s: %s (already known or mined?)", row.hash, exc)
+            try:
+                self.chain.requests += 1
+                receipt = await self.chain.w3.eth.get_transaction_receipt(row.hash)  # type: ignore[arg-type]
+            except (Web3Exception, OSError, ValueError):
+                receipt = None
+            if receipt is None:
+                node_nonce = int(await self.chain.w3.eth.get_transaction_count(self.address, "latest"))
+                if node_nonce > row.nonce:  # the nonce went to another transaction: this one cannot land
+                    self.journal.set_tx(row.hash, "dropped")
+                    if row.action_key and row.role == "action":
+                        self.journal.set_action(row.action_key, "dropped")
+                    continue
+            main = row.action_key if row.role == "action" else None
+            try:
+                result = await self._await_receipt(row.hash, row.description, row.max_fee_wei, main)
+            except ExecutionError as exc:
+                log.warning("recovered transaction %s did not succeed: %s", row.hash, exc)
+                continue
+            if row.action_key and row.role == "approval" and self.journal.action_state(row.action_key) == "decided":
+                # killed between the approval and the action's own transaction: decided afresh
+                self.journal.set_action(row.action_key, "interrupted")
+            results.append(result)
+        self.nonces.resync()
+        return results
 
     async def _chain_id(self) -> int:
         if self._chain_id_cache is None:

@@ -145,3 +145,12 @@ def depends_on_previous(action: Action) -> bool:
     """Planned on the state the action before it leaves (a purchase after its absorb, a settlement
     after its commit): not attempted when that one was not sent."""
     return bool(getattr(action, "after_absorb", False) or getattr(action, "after_previous", False))
+
+
+def subject(action: Action) -> str:
+    """The position an action is about (for one-action-per-position and cooldowns)."""
+    if isinstance(action, Absorb):
+        return ",".join(action.accounts)
+    if isinstance(action, BuyCollateral):
+        return f"buy:{action.asset}"
+    return action.account

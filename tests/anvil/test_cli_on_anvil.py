@@ -69,7 +69,7 @@ def deployed_comment(text: str, name: str) -> list[tuple[str, str]]:
     return [tuple(p.strip().split("=")) for p in line.split(":", 1)[1].split(",")]  # type: ignore[misc]
 
 
-async def test_status_dry_run_and_live_liquidation_over_http(anvil):
+async def test_status_dry_run_and_live_liquidation_over_http(anvil, tmp_path):
     dc, dep, victim, comet_victim = await deploy_and_open(anvil)
     liquidator = Account.from_key(DEV_KEYS[9]).address
     await dc.mint(dep, "USDC", liquidator, 100_000 * E6)
@@ -79,7 +79,7 @@ async def test_status_dry_run_and_live_liquidation_over_http(anvil):
     assert await comet.functions.isLiquidatable(comet_victim).call()
 
     await dc.w3.provider.make_request("evm_setIntervalMining", [1])  # blocks for `run --blocks N`
-    env = {"KEEPER_RPC_URL": anvil}
+    env = {"KEEPER_RPC_URL": anvil, "KEEPER_EXECUTION_JOURNAL_PATH": str(tmp_path / "journal.sqlite")}
     r = keeper_cli("status", "--network", "local", env={**env, "KEEPER_ADDRESS": liquidator})
     assert r.returncode == 0, r.stderr
     assert "aave-v3 " in r.stdout and "comet " in r.stdout and "perps " in r.stdout, r.stdout

@@ -1,0 +1,217 @@
+"""The journal: every action's life in one SQLite file (WAL), written before each step is taken.
+
+An action is keyed by (market, account, intent, epoch) and goes decided -> signed -> sent ->
+confirmed | failed | dropped (or skipped). Each signed transaction is stored with its raw bytes
+and hash *before* it is broadcast, so a keeper killed at any point can, on restart, find what
+is in flight, rebroadcast it and wait for it, and never sign a second transaction for an action
+already signed. Spending and action caps are computed from it, so they survive restarts too.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keeper.errors import FatalError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+    key TEXT PRIMARY KEY,
+    market TEXT NOT NULL,
+    account TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_account ON actions (market, account, updated);
+CREATE TABLE IF NOT EXISTS txs (
+    hash TEXT PRIMARY KEY,
+    action_key TEXT,
+    nonce INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    description TEXT,
+    role TEXT NOT NULL,
+    max_fee_wei INTEGER NOT NULL,
+    gas_limit INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    gas_cost_wei INTEGER NOT NULL DEFAULT 0,
+    block INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txs_state ON txs (state);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+PENDING = ("signed", "sent")
+"""Transaction states that are (or may be) in flight."""
+
+
+@dataclass(frozen=True)
+class ActionKey:
+    market: str
+    account: str
+    intent: str
+    epoch: int
+
+    def __str__(self) -> str:
+        return f"{self.market}|{self.account}|{self.intent}|{self.epoch}"
+
+
+@dataclass(frozen=True)
+class TxRow:
+    hash: str
+    action_key: str | None
+    nonce: int
+    raw: bytes
+    description: str
+    role: str
+    """'action' (the action's own transaction) or 'approval' (an ERC20 approval before it)."""
+    max_fee_wei: int
+    gas_limit: int
+    state: str
+
+
+class Journal:
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: each write is durable
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def bind(self, chain_id: int, genesis_hash: str) -> None:
+        """Tie the journal to one chain; FatalError if it already belongs to another (a restarted
+        dev chain, or a file copied from another network): its transactions mean nothing there."""
+        want = f"{chain_id}:{genesis_hash}"
+        row = self.db.execute("SELECT value FROM meta WHERE name = 'chain'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('chain', ?)", (want,))
+        elif row[0] != want:
+            raise FatalError(
+                f"the journal {self.path} belongs to chain {row[0]}, not this one ({want}); move it away or "
+                "set [execution] journal_path (KEEPER_EXECUTION_JOURNAL_PATH)"
+            )
+
+    # -- actions
+    def begin(self, key: ActionKey, detail: dict[str, Any]) -> bool:
+        """Record a decided action; False if this key was already recorded (the action is not new)."""
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO actions VALUES (?, ?, ?, ?, ?, 'decided', ?, NULL, ?, ?)",
+            (str(key), key.market, key.account, key.intent, key.epoch, json.dumps(detail, default=str), now, now),
+        )
+        return cur.rowcount == 1
+
+    def set_action(self, key: ActionKey | str, state: str, error: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE actions SET state = ?, error = COALESCE(?, error), updated = ? WHERE key = ?",
+            (state, error, time.time(), str(key)),
+        )
+
+    def action_state(self, key: ActionKey | str) -> str | None:
+        row = self.db.execute("SELECT state FROM actions WHERE key = ?", (str(key),)).fetchone()
+        return None if row is None else str(row[0])
+
+    def in_flight(self) -> set[tuple[str, str]]:
+        """(market, account) of every action with a transaction that may still land."""
+        rows = self.db.execute(
+            "SELECT DISTINCT a.market, a.account FROM actions a JOIN txs t ON t.action_key = a.key "
+            f"WHERE t.state IN {PENDING}"
+        ).fetchall()
+        return {(str(m), str(a)) for m, a in rows}
+
+    def last_sent(self, market: str, account: str) -> float | None:
+        """When an action on this account was last sent (seconds since the epoch)."""
+        row = self.db.execute(
+            "SELECT MAX(t.created) FROM txs t JOIN actions a ON t.action_key = a.key "
+            "WHERE a.market = ? AND a.account = ? AND t.state != 'signed'",
+            (market, account),
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def actions_sent_since(self, since: float) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT action_key) FROM txs WHERE created >= ? AND state != 'signed' AND role = 'action'",
+            (since,),
+        ).fetchone()
+        return int(row[0])
+
+    # -- transactions
+    def add_tx(
+        self,
+        action_key: ActionKey | str | None,
+        tx_hash: str,
+        nonce: int,
+        raw: bytes,
+        description: str,
+        max_fee_wei: int,
+        gas_limit: int,
+        role: str = "action",
+    ) -> None:
+        """Store a signed transaction before it is broadcast."""
+        now = time.time()
+        self.db.execute(
+            "INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'signed', 0, NULL, ?, ?)",
+            (
+                tx_hash,
+                None if action_key is None else str(action_key),
+                nonce,
+                raw,
+                description,
+                role,
+                max_fee_wei,
+                gas_limit,
+                now,
+                now,
+            ),
+        )
+
+    def set_tx(self, tx_hash: str, state: str, *, gas_cost_wei: int | None = None, block: int | None = None) -> None:
+        self.db.execute(
+            "UPDATE txs SET state = ?, gas_cost_wei = COALESCE(?, gas_cost_wei), block = COALESCE(?, block), "
+            "updated = ? WHERE hash = ?",
+            (state, gas_cost_wei, block, time.time(), tx_hash),
+        )
+
+    def pending_txs(self) -> list[TxRow]:
+        rows = self.db.execute(
+            "SELECT hash, action_key, nonce, raw, description, role, max_fee_wei, gas_limit, state FROM txs "
+            f"WHERE state IN {PENDING} ORDER BY nonce"
+        ).fetchall()
+        return [
+            TxRow(str(r[0]), r[1], int(r[2]), bytes(r[3]), str(r[4]), str(r[5]), int(r[6]), int(r[7]), str(r[8]))
+            for r in rows
+        ]
+
+    def next_nonce(self) -> int | None:
+        """One above the highest nonce held by a transaction that may still land (None: none)."""
+        row = self.db.execute(f"SELECT MAX(nonce) FROM txs WHERE state IN {PENDING}").fetchone()
+        return None if row is None or row[0] is None else int(row[0]) + 1
+
+    def gas_spent_since(self, since: float) -> int:
+        """Wei paid for gas by transactions mined since `since`, plus the worst case of those in flight."""
+        mined = self.db.execute(
+            "SELECT COALESCE(SUM(gas_cost_wei), 0) FROM txs WHERE created >= ? AND state IN ('confirmed', 'failed')",
+            (since,),
+        ).fetchone()
+        flying = self.db.execute(
+            f"SELECT COALESCE(SUM(max_fee_wei * gas_limit), 0) FROM txs WHERE state IN {PENDING}"
+        ).fetchone()
+        return int(mined[0]) + int(flying[0])
+
+    def counts(self) -> dict[str, int]:
+        """Actions by state (for reports and tests)."""
+        return {str(s): int(n) for s, n in self.db.execute("SELECT state, COUNT(*) FROM actions GROUP BY state")}

@@ -1,0 +1,120 @@
+"""Fault injection on anvil: the keeper killed with SIGKILL at random points of a burst of
+liquidations, again and again, loses nothing and repeats nothing."""
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from eth_account import Account
+from eth_utils import keccak
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider
+
+from keeper.abi import event
+from keeper.devchain import DevChain, config_toml
+from tests.anvil.conftest import DEV_KEYS, ROOT
+
+E18, E6 = 10**18, 10**6
+USERS = 30
+KILLS = 22
+
+
+async def mine_forever(w3: AsyncWeb3, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await w3.provider.make_request("evm_mine", [])
+
+
+async def test_kill_9_during_a_burst_loses_nothing_and_repeats_nothing(anvil, tmp_path):
+    rng = random.Random(99)
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil, request_kwargs={"timeout": 60}))
+    dc = DevChain(w3)
+    deployer = (await w3.eth.accounts)[0]
+    dep = await dc.deploy_market(deployer)
+    users = [AsyncWeb3.to_checksum_address(keccak(text=f"faulty user {k}")[:20]) for k in range(USERS)]
+    # 1 WETH each, HF 1.2 at $3,000; then WETH at $2,300: HF 0.92 < 0.95, so one liquidation takes all the debt
+    debt = [int(3_000 * 0.83 / 1.2 * E6)] * USERS
+    await dc.send(
+        "Pool", dep.pool, "seedPositions", deployer, dep.tokens["WETH"], dep.tokens["USDC"], users, [E18] * USERS, debt
+    )
+    await dc.mint(dep, "WETH", dep.a_tokens["WETH"], USERS * E18)
+    keeper = Account.from_key(DEV_KEYS[9]).address
+    await dc.mint(dep, "USDC", keeper, 200_000 * E6)
+    await dc.set_price(dep, "WETH", 2_300.0)
+
+    cfg = tmp_path / "faults.toml"
+    cfg.write_text(config_toml(dep, await w3.eth.chain_id).replace("poll_interval_s = 1.0", "poll_interval_s = 0.2"))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "KEEPER_RPC_URL": anvil,
+        "KEEPER_PRIVATE_KEY": DEV_KEYS[9],
+        "KEEPER_EXECUTION_JOURNAL_PATH": str(tmp_path / "journal.sqlite"),
+    }
+    # transactions wait for the next block (no automine): a kill often lands between send and receipt
+    await w3.provider.make_request("evm_setAutomine", [False])
+    miner = asyncio.create_task(mine_forever(w3, 0.25))
+    logs = []
+    try:
+        kills_in_flight = 0
+        for k in range(KILLS + 1):
+            log_file = tmp_path / f"run-{k}.log"
+            with log_file.open("w") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "keeper", "run", "--network", str(cfg), "--blocks", "12"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=ROOT,
+                )
+                if k < KILLS:
+                    await asyncio.sleep(rng.uniform(0.5, 4.0))
+                    proc.send_signal(signal.SIGKILL)
+                    kills_in_flight += proc.wait() == -signal.SIGKILL
+                else:  # the last run is left to finish
+                    deadline = time.time() + 240
+                    while proc.poll() is None and time.time() < deadline:
+                        await asyncio.sleep(0.5)
+                    if proc.poll() is None:
+                        proc.kill()
+                    assert proc.wait() == 0, log_file.read_text()[-3_000:]
+            logs.append(log_file.read_text())
+        assert kills_in_flight >= KILLS // 2  # most runs really were killed, not finished
+        recovered = sum("left in flight by a previous run" in text for text in logs)
+        print(f"{kills_in_flight} runs killed, {recovered} restarts settled a transaction left in flight")
+        assert recovered >= 1  # the crash window that matters was hit
+    finally:
+        miner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await miner
+
+    for text in logs:  # the keeper's own output never shows its key
+        assert DEV_KEYS[9][2:] not in text.lower()
+
+    # every account liquidated exactly once, and nothing left over
+    topic = "0x" + event("AaveV3Pool", "LiquidationCall").topic.hex()
+    found = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
+    per_user: dict[str, int] = {}
+    for entry in found:
+        user = AsyncWeb3.to_checksum_address(bytes(entry["topics"][3])[-20:])
+        per_user[user] = per_user.get(user, 0) + 1
+    assert per_user == {u: 1 for u in users}, (per_user, logs[-1][-2_000:])
+    pool = dc.contract("Pool", dep.pool)
+    for u in users:
+        assert (await pool.functions.getUserAccountData(u).call())[1] == 0  # no debt left
+    # the journal: nothing in flight, and every transaction it signed is on chain (no nonce gap)
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    states = dict(db.execute("SELECT state, COUNT(*) FROM txs GROUP BY state").fetchall())
+    assert states.get("signed", 0) == states.get("sent", 0) == 0, states
+    mined = db.execute("SELECT COUNT(*) FROM txs WHERE state IN ('confirmed', 'failed')").fetchone()[0]
+    assert await w3.eth.get_transaction_count(keeper) == mined
+    confirmed_liquidations = db.execute(
+        "SELECT COUNT(*) FROM actions WHERE intent = 'Liquidate' AND state = 'confirmed'"
+    ).fetchone()[0]
+    assert confirmed_liquidations == USERS  # recorded by the run that sent it, or by the next one's recovery

@@ -1,0 +1,87 @@
+"""Kill switch, spending and action caps, cooldown: enforced before anything is signed."""
+
+import dataclasses
+
+import pytest
+
+from tests.chain.test_keeper_chain import E6, E18, _mine_and_step, fund_keeper, open_position
+
+
+def with_execution(keeper, **changes):
+    s = keeper.settings
+    keeper.settings = dataclasses.replace(s, execution=dataclasses.replace(s.execution, **changes))
+    keeper.executor.settings = keeper.settings.execution
+
+
+async def liquidatable(env, *users):
+    for user in users:
+        await open_position(env, user, "WETH", 10 * E18, "USDC", 24_000 * E6)
+    await fund_keeper(env, usdc=100_000 * E6)
+    await env.dc.set_price(env.dep, "WETH", 2_850.0)
+
+
+async def test_kill_switch_stops_sending_but_not_watching(env, monkeypatch, caplog, tmp_path):
+    await liquidatable(env, env.accounts[4])
+    switch = tmp_path / "STOP"
+    switch.write_text("")
+    keeper = env.keeper()
+    with_execution(keeper, kill_switch_file=str(switch))
+    await keeper.start()
+    nonce = await env.w3.eth.get_transaction_count(env.keeper_address)
+    with caplog.at_level("WARNING", logger="keeper"):
+        report = await _mine_and_step(env, keeper)
+    (out,) = report.outcomes
+    assert "kill switch file" in out.error and report.below_one == 1  # decided, watched, not sent
+    assert await env.w3.eth.get_transaction_count(env.keeper_address) == nonce
+    assert any("ALERT: kill switch" in r.getMessage() for r in caplog.records)
+    switch.unlink()
+    monkeypatch.setenv("KEEPER_KILL_SWITCH", "1")
+    report = await _mine_and_step(env, keeper)
+    assert "KEEPER_KILL_SWITCH is set" in report.outcomes[0].error
+    monkeypatch.delenv("KEEPER_KILL_SWITCH")
+    report = await _mine_and_step(env, keeper)
+    assert report.outcomes[0].ok, report.outcomes[0].error
+
+
+async def test_daily_gas_budget_and_hourly_action_cap(env):
+    await liquidatable(env, env.accounts[4], env.accounts[5])
+    keeper = env.keeper()
+    with_execution(keeper, max_gas_spend_native_per_day=1e-6)
+    await keeper.start()
+    report = await _mine_and_step(env, keeper)
+    assert [o.sent for o in report.outcomes] == [False, False]
+    assert all("daily gas budget" in o.error for o in report.outcomes)
+
+    with_execution(keeper, max_gas_spend_native_per_day=0.5, max_actions_per_hour=1)
+    report = await _mine_and_step(env, keeper)
+    first, second = report.outcomes
+    assert first.ok, first.error
+    assert "max_actions_per_hour 1 reached" in second.error and not second.sent
+
+
+async def test_cooldown_per_account(env):
+    user = env.accounts[2]
+    await open_position(env, user, "WETH", 10 * E18, "USDC", 21_000 * E6)
+    await fund_keeper(env, usdc=20_000 * E6)
+    await env.dc.set_price(env.dep, "WETH", 2_800.0)
+    keeper = env.keeper(protect=(user,), trigger=1.15, target=1.30)
+    with_execution(keeper, account_cooldown_s=3_600)
+    await keeper.start()
+    report = await _mine_and_step(env, keeper)
+    assert report.outcomes[0].ok
+    await env.dc.set_price(env.dep, "WETH", 2_400.0)  # HF 1.30 x 2,400 / 2,800 = 1.11: needs protecting again
+    report = await _mine_and_step(env, keeper)
+    (out,) = report.outcomes
+    assert out.error and "cooldown" in out.error and not out.sent
+
+
+async def test_a_second_run_on_another_chain_refuses_the_journal(env, tmp_path):
+    from keeper.errors import FatalError
+    from keeper.execution.journal import Journal
+
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.bind(1, "0x" + "ab" * 32)  # written by a keeper on another chain
+    keeper = env.keeper()
+    keeper.executor.journal = journal
+    with pytest.raises(FatalError, match="belongs to chain 1:0xabab"):
+        await keeper.start()
