@@ -135,6 +135,11 @@ class ExecutionSettings:
     journal_path: str = ""
     """SQLite journal; empty: .keeper/<network>-<address>.sqlite under the working directory."""
     receipt_timeout_s: float = 120.0
+    replace_after_blocks: int = 3
+    """A transaction not mined after this many blocks is replaced with bumped fees (or cancelled)."""
+    fee_bump_pct: float = 12.5
+    """Minimum fee increase of a replacement (geth and most nodes require 10%)."""
+    receipt_poll_s: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ is signed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from web3.exceptions import TimeExhausted, Web3Exception
+from web3.exceptions import TimeExhausted, TransactionNotFound, Web3Exception
 
 from keeper.abi import fn
 from keeper.chain import Chain, is_revert, revert_text
@@ -234,8 +235,15 @@ class Executor:
             log.info("dry-run: would send %s (gas %d, max fee %.2f gwei)", tx.description, gas_limit, max_fee / GWEI)
             return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note="dry-run: simulated, not sent")
         self.check_caps(worst_cost)
-        assert self._signer is not None
         nonce = await self.nonces.take()
+        tx_hash = await self._sign_and_send(tx, nonce, gas_limit, max_fee, tip, role)
+        self.sent_count += 1
+        result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role)
+        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
+
+    async def _sign_and_send(self, tx: TxRequest, nonce: int, gas_limit: int, max_fee: int, tip: int, role: str) -> str:
+        """Sign, journal (before it leaves: a crash from here on finds it and rebroadcasts it), send."""
+        assert self._signer is not None
         signed = self._signer.sign_transaction(
             {
                 "type": 2,
@@ -250,7 +258,6 @@ class Executor:
             }
         )
         tx_hash = "0x" + bytes(signed.hash).hex()
-        # stored before it leaves: a crash from here on finds it and rebroadcasts it
         self.journal.add_tx(
             self._key, tx_hash, nonce, bytes(signed.raw_transaction), tx.description, max_fee, gas_limit, role
         )
@@ -260,15 +267,113 @@ class Executor:
             self.chain.requests += 1
             await self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
         except (Web3Exception, OSError, ValueError) as exc:
-            self.nonces.resync()
             self.journal.set_tx(tx_hash, "dropped")
+            if role in ("replacement", "cancel"):
+                raise  # the caller decides (e.g. nonce too low: an earlier version was mined)
+            self.nonces.resync()
             raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
         self.journal.set_tx(tx_hash, "sent")
         if self._key is not None and role == "action":
             self.journal.set_action(self._key, "sent")
-        self.sent_count += 1
-        result = await self._await_receipt(tx_hash, tx.description, max_fee, self._key if role == "action" else None)
-        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
+        return tx_hash
+
+    async def _receipt(self, tx_hash: str) -> Any:
+        self.chain.requests += 1
+        try:
+            return await self.chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        except (Web3Exception, OSError, ValueError) as exc:
+            log.info("receipt of %s: %s", tx_hash, exc)
+            return None
+
+    async def _track(
+        self, tx: TxRequest, nonce: int, gas_limit: int, max_fee: int, tip: int, first_hash: str, role: str
+    ) -> TxResult:
+        """Wait for one version of this nonce to be mined. A transaction not mined within
+        `replace_after_blocks` blocks (stuck under a base-fee spike, or dropped from the mempool)
+        is replaced with fees bumped by at least `fee_bump_pct` (the nodes' minimum) and at least
+        the current 2 x base fee + tip, never above `max_fee_gwei`; if re-simulation says the
+        action is no longer needed (it would revert: someone else liquidated the account) the
+        nonce is cancelled instead, with a 0-value transfer to the keeper itself."""
+        versions = [first_hash]
+        action_key = self._key if role == "action" else None
+        cap = int(self.settings.max_fee_gwei * GWEI)
+        sent_at = (await self.chain.head()).number
+        deadline = time.monotonic() + self.settings.receipt_timeout_s
+        current, cancelled = tx, False
+        while True:
+            for h in reversed(versions):
+                receipt = await self._receipt(h)
+                if receipt is not None:
+                    for other in versions:
+                        if other != h:
+                            self.journal.set_tx(other, "replaced")
+                    key = None if cancelled else action_key
+                    result = self._settle(receipt, h, current.description, max_fee, key)
+                    if cancelled:
+                        if action_key is not None:
+                            self.journal.set_action(action_key, "cancelled")
+                        raise SkipAction(f"{tx.description}: no longer needed, cancelled by {h}")
+                    if result.status != 1:
+                        raise ExecutionError(f"{current.description} reverted on chain in {h}")
+                    return result
+            if time.monotonic() > deadline:
+                raise ExecutionError(
+                    f"{tx.description}: no receipt for {', '.join(versions)} within {self.settings.receipt_timeout_s}s"
+                )
+            head = await self.chain.head()
+            if head.number - sent_at >= self.settings.replace_after_blocks:
+                sent_at = head.number
+                bumped_tip = tip * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1
+                bumped_fee = max(
+                    max_fee * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1,
+                    2 * head.base_fee_wei + bumped_tip,
+                )
+                if bumped_fee > cap:
+                    log.warning(
+                        "%s stuck: a replacement would need %.2f gwei, above max_fee_gwei %s; waiting",
+                        tx.description,
+                        bumped_fee / GWEI,
+                        self.settings.max_fee_gwei,
+                    )
+                else:
+                    if not cancelled:
+                        try:
+                            await self.simulate(tx)
+                        except SkipAction as why:
+                            log.warning("%s no longer needed (%s): cancelling nonce %d", tx.description, why, nonce)
+                            current = TxRequest(self.address, b"", f"cancel nonce {nonce} ({tx.description})")
+                            cancelled, gas_limit = True, 21_000
+                    new_role = "cancel" if cancelled else ("replacement" if role == "action" else role)
+                    try:
+                        new_hash = await self._sign_and_send(
+                            current, nonce, gas_limit, bumped_fee, bumped_tip, new_role
+                        )
+                        versions.append(new_hash)
+                        max_fee, tip = bumped_fee, bumped_tip
+                        log.warning(
+                            "replaced stuck %s with %s at %.2f gwei", tx.description, new_hash, bumped_fee / GWEI
+                        )
+                    except (Web3Exception, OSError, ValueError) as exc:
+                        log.info("replacement of nonce %d refused (%s): an earlier version may be mined", nonce, exc)
+            await asyncio.sleep(self.settings.receipt_poll_s)
+
+    def _settle(self, receipt: Any, tx_hash: str, description: str, max_fee: int, action_key: Any) -> TxResult:
+        result = TxResult(
+            description,
+            sent=True,
+            tx_hash=tx_hash,
+            status=int(receipt["status"]),
+            gas_used=int(receipt["gasUsed"]),
+            effective_gas_price_wei=int(receipt.get("effectiveGasPrice", max_fee)),
+            block=int(receipt["blockNumber"]),
+        )
+        outcome = "confirmed" if result.status == 1 else "failed"
+        self.journal.set_tx(tx_hash, outcome, gas_cost_wei=result.gas_cost_wei, block=result.block)
+        if action_key is not None:
+            self.journal.set_action(action_key, outcome)
+        return result
 
     async def _await_receipt(
         self, tx_hash: str, description: str, max_fee: int, action_key: ActionKey | str | None = None
@@ -284,19 +389,7 @@ class Executor:
             raise ExecutionError(
                 f"{description}: no receipt for {tx_hash} within {self.settings.receipt_timeout_s}s"
             ) from exc
-        result = TxResult(
-            description,
-            sent=True,
-            tx_hash=tx_hash,
-            status=int(receipt["status"]),
-            gas_used=int(receipt["gasUsed"]),
-            effective_gas_price_wei=int(receipt.get("effectiveGasPrice", max_fee)),
-            block=int(receipt["blockNumber"]),
-        )
-        outcome = "confirmed" if result.status == 1 else "failed"
-        self.journal.set_tx(tx_hash, outcome, gas_cost_wei=result.gas_cost_wei, block=result.block)
-        if action_key is not None:
-            self.journal.set_action(action_key, outcome)
+        result = self._settle(receipt, tx_hash, description, max_fee, action_key)
         if result.status != 1:
             raise ExecutionError(f"{description} reverted on chain in {tx_hash}")
         return result

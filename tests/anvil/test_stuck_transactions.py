@@ -1,0 +1,137 @@
+"""Stuck and dropped transactions on anvil (no automine): a base-fee spike strands the keeper's
+transaction and the node drops it; the keeper replaces it with bumped fees under its cap and the
+liquidation lands once. When the action is no longer needed, the nonce is cancelled instead."""
+
+import asyncio
+import contextlib
+import dataclasses
+
+from eth_account import Account
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider
+
+from keeper.chain import Chain
+from keeper.demo import make_settings
+from keeper.devchain import DevChain
+from keeper.execution.executor import Executor
+from keeper.execution.journal import Journal
+from keeper.service import Keeper
+from tests.anvil.conftest import DEV_KEYS
+
+E18, E6, GWEI = 10**18, 10**6, 10**9
+CAP_GWEI = 40.0
+
+
+async def setup(url: str, tmp_path):
+    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 60}))
+    dc = DevChain(w3)
+    accounts = await w3.eth.accounts
+    dep = await dc.deploy_market(accounts[0])
+    victim = accounts[2]
+    await dc.supply(dep, "USDC", accounts[1], 1_000_000 * E6)
+    await dc.supply(dep, "WETH", victim, 10 * E18)
+    await dc.borrow(dep, "USDC", victim, 24_000 * E6)
+    key = DEV_KEYS[9]
+    address = Account.from_key(key).address
+    await dc.mint(dep, "USDC", address, 100_000 * E6)
+    await dc.approve(dep, "USDC", address, dep.pool, 10**30)  # a standing allowance: one transaction per action
+    await dc.set_price(dep, "WETH", 2_800.0)
+    settings = make_settings(dep, await w3.eth.chain_id, key, ())
+    settings = dataclasses.replace(
+        settings,
+        execution=dataclasses.replace(
+            settings.execution, max_fee_gwei=CAP_GWEI, replace_after_blocks=2, receipt_poll_s=0.1, receipt_timeout_s=60
+        ),
+    )
+    chain = Chain(w3, dep.multicall3)
+    journal = Journal(tmp_path / "journal.sqlite")
+    executor = Executor(chain, settings.execution, address, Account.from_key(key), dry_run=False, journal=journal)
+    return w3, dc, dep, victim, Keeper(settings, chain, executor), journal
+
+
+async def pending_hashes(w3, sender: str) -> list[str]:
+    content = (await w3.provider.make_request("txpool_content", []))["result"]
+    by_sender = {k.lower(): v for k, v in content.get("pending", {}).items()}
+    return [tx["hash"] for tx in by_sender.get(sender.lower(), {}).values()]
+
+
+async def test_stuck_then_dropped_transaction_is_replaced_under_the_cap(anvil, tmp_path):
+    w3, dc, dep, victim, keeper, journal = await setup(anvil, tmp_path)
+    await keeper.start()
+    await w3.provider.make_request("evm_setAutomine", [False])
+    await w3.provider.make_request("evm_mine", [])  # a new block for the keeper to act on
+
+    async def adversary():
+        """Drop the keeper's first transaction from the mempool, then mine blocks whose base fee
+        (10 gwei) is above what it offered; let the replacement in."""
+        dropped = None
+        while dropped is None:
+            hashes = await pending_hashes(w3, keeper.executor.address)
+            if hashes:
+                dropped = hashes[0]
+                await w3.provider.make_request("anvil_dropTransaction", [dropped])
+            await asyncio.sleep(0.05)
+        while True:
+            await w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(10 * GWEI)])
+            await w3.provider.make_request("evm_mine", [])
+            await asyncio.sleep(0.2)
+
+    chaos = asyncio.create_task(adversary())
+    try:
+        report = await asyncio.wait_for(keeper.step(), timeout=90)
+    finally:
+        chaos.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await chaos
+    (out,) = report.outcomes
+    assert out.ok and out.sent, out.error
+    rows = journal.db.execute("SELECT role, state, max_fee_wei FROM txs ORDER BY created").fetchall()
+    roles = [r[0] for r in rows]
+    assert roles[0] == "action" and "replacement" in roles, rows
+    assert [r[1] for r in rows].count("confirmed") == 1, rows
+    assert all(r[2] <= CAP_GWEI * GWEI for r in rows), rows  # the cap is never exceeded
+    pool = dc.contract("Pool", dep.pool)
+    assert (await pool.functions.getUserAccountData(victim).call())[5] >= E18
+    topic = "0x" + bytes(w3.keccak(text="LiquidationCall(address,address,address,uint256,uint256,address,bool)")).hex()
+    logs = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
+    assert len(logs) == 1  # liquidated once
+
+
+async def test_a_stuck_action_no_longer_needed_is_cancelled(anvil, tmp_path):
+    w3, dc, dep, victim, keeper, journal = await setup(anvil, tmp_path)
+    other = (await w3.eth.accounts)[3]
+    await dc.mint(dep, "USDC", other, 50_000 * E6)
+    await dc.approve(dep, "USDC", other, dep.pool, 10**30)
+    await keeper.start()
+    await w3.provider.make_request("evm_setAutomine", [False])
+    await w3.provider.make_request("evm_mine", [])
+
+    async def competitor():
+        """Strand the keeper's liquidation under a base-fee spike, then liquidate the account
+        ourselves: the keeper's re-simulation reverts, so it cancels its nonce."""
+        while not await pending_hashes(w3, keeper.executor.address):
+            await asyncio.sleep(0.05)
+        await w3.provider.make_request(
+            "anvil_dropTransaction", [(await pending_hashes(w3, keeper.executor.address))[0]]
+        )
+        pool = dc.contract("Pool", dep.pool)
+        await pool.functions.liquidationCall(
+            dep.tokens["WETH"], dep.tokens["USDC"], victim, 2**256 - 1, False
+        ).transact({"from": other})
+        while True:
+            await w3.provider.make_request("evm_mine", [])
+            await asyncio.sleep(0.2)
+
+    chaos = asyncio.create_task(competitor())
+    try:
+        report = await asyncio.wait_for(keeper.step(), timeout=90)
+    finally:
+        chaos.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await chaos
+    (out,) = report.outcomes
+    assert not out.ok and "cancelled" in (out.error or ""), out.error
+    roles = [r[0] for r in journal.db.execute("SELECT role FROM txs").fetchall()]
+    assert "cancel" in roles, roles
+    actions = dict(journal.db.execute("SELECT intent, state FROM actions").fetchall())
+    assert actions["Liquidate"] == "cancelled", actions
