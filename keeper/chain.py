@@ -65,6 +65,7 @@ class Head:
     timestamp: int
     base_fee_wei: int
     hash: bytes
+    parent_hash: bytes = b""
 
 
 class Chain:
@@ -108,6 +109,7 @@ class Chain:
                 timestamp=int(b["timestamp"]),
                 base_fee_wei=int(b.get("baseFeePerGas", 0) or 0),
                 hash=bytes(b["hash"]),
+                parent_hash=bytes(b.get("parentHash", b"")),
             )
         except (Web3Exception, OSError, ValueError, KeyError, TypeError) as exc:
             raise TransientError(f"eth_getBlockByNumber({block}) failed: {exc}") from exc

@@ -68,6 +68,8 @@ class StepReport:
     requests: int
     drift: int | None = None
     """On a reconciliation block: accounts whose re-read position differed from the book."""
+    reorg_depth: int = 0
+    """Blocks the keeper had processed that a reorg replaced (0: none)."""
 
 
 class Keeper:
@@ -88,6 +90,8 @@ class Keeper:
         self.last_block: int | None = None
         self.last_reconcile = 0
         self._alerts: dict[str, str] = {}
+        self._hashes: dict[int, bytes] = {}
+        """Hashes of the blocks processed lately, to detect reorgs."""
         self.history: list[Outcome] = []
 
     @property
@@ -120,6 +124,7 @@ class Keeper:
             touched[k] = sorted(w.users_from_logs(logs) | w.discovery_seed())
         await self._refresh(head, touched)
         self.last_block = self.last_reconcile = head.number
+        self._remember(head)
         for w in self.watches:
             assert w.book is not None
             log.info(
@@ -177,6 +182,9 @@ class Keeper:
         assert self.last_block is not None
         requests_before = self.chain.requests
         head = await self.chain.head()
+        depth = await self._reorg(head)
+        if depth:
+            head = await self.chain.head()  # recovery may have mined blocks: read the state after it
         if head.number <= self.last_block:
             return None
         addresses = [w.address for w in self.watches]
@@ -187,7 +195,7 @@ class Keeper:
             mine = [e for e in logs if to_checksum_address(e["address"]) == w.address]
             touched[k] = sorted(w.users_from_logs(mine))
         every = self.settings.reconcile_every_blocks
-        reconcile = bool(every) and head.number - self.last_reconcile >= every
+        reconcile = depth > 0 or (bool(every) and head.number - self.last_reconcile >= every)
         everyone = {k: list(w.book.users) for k, w in enumerate(self.watches) if w.book} if reconcile else None
         drift = await self._refresh(head, touched, everyone)
         if reconcile:
@@ -199,6 +207,7 @@ class Keeper:
                 drift,
             )
         self.last_block = head.number
+        self._remember(head)
         self._operational_alerts()
         ex = self.executor.settings
         gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))
@@ -228,8 +237,56 @@ class Keeper:
                 outcomes.append(out)
         self.history.extend(outcomes)
         return StepReport(
-            head.number, accounts, below, outcomes, self.chain.requests - requests_before, drift if reconcile else None
+            head.number,
+            accounts,
+            below,
+            outcomes,
+            self.chain.requests - requests_before,
+            drift if reconcile else None,
+            depth,
         )
+
+    # ------------------------------------------------------------------ reorgs
+    def _remember(self, head: Head) -> None:
+        self._hashes[head.number] = head.hash
+        for n in [n for n in self._hashes if n < head.number - 256]:
+            del self._hashes[n]
+
+    async def _reorg(self, head: Head) -> int:
+        """Detect a reorg by hashes (the new head's parent, or the block we processed last) and
+        roll back: logs are re-scanned from the fork point, every account is re-read (the caller
+        reconciles), and transactions the journal saw mined in replaced blocks are in flight
+        again: rebroadcast and awaited, so an action is retried, or recorded failed if the new
+        chain makes it revert. Returns the depth (0: no reorg)."""
+        assert self.last_block is not None
+        last = self.last_block
+        known = self._hashes.get(last)
+        if known is None:
+            return 0
+        if head.number == last + 1 and head.parent_hash:
+            same = head.parent_hash == known
+        elif head.number == last:
+            same = head.hash == known
+        else:
+            same = (await self.chain.head(min(last, head.number))).hash == self._hashes.get(min(last, head.number))
+        if same:
+            return 0
+        fork = min(last, head.number) - 1
+        while fork in self._hashes and (await self.chain.head(fork)).hash != self._hashes[fork]:
+            fork -= 1
+        if fork not in self._hashes:
+            fork = min(self._hashes, default=0) - 1  # deeper than we remember: rescan all we know
+        depth = last - fork
+        log.warning(
+            "ALERT: reorg: blocks %d-%d were replaced (depth %d); rolling back to %d", fork + 1, last, depth, fork
+        )
+        for n in [n for n in self._hashes if n > fork]:
+            del self._hashes[n]
+        self.last_block = fork
+        if not self.executor.dry_run and self.executor.journal.unconfirm_after(fork):
+            for r in await self.executor.recover():
+                log.warning("after the reorg: %s (%s) mined again in block %s", r.tx_hash, r.description, r.block)
+        return depth
 
     def _operational_alerts(self) -> None:
         """ALERT once when the kill switch turns on or off, or the gas balance falls below its floor."""

@@ -186,6 +186,27 @@ class Journal:
             (state, gas_cost_wei, block, time.time(), tx_hash),
         )
 
+    def unconfirm_after(self, block: int) -> int:
+        """A reorg removed every block after `block`: transactions mined there are in flight again
+        (their actions too). Returns how many."""
+        keys = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT action_key FROM txs WHERE block > ? AND state IN ('confirmed', 'failed') "
+                "AND role = 'action'",
+                (block,),
+            )
+        ]
+        cur = self.db.execute(
+            "UPDATE txs SET state = 'sent', block = NULL, gas_cost_wei = 0, updated = ? "
+            "WHERE block > ? AND state IN ('confirmed', 'failed')",
+            (time.time(), block),
+        )
+        for key in keys:
+            if key:
+                self.set_action(key, "sent")
+        return int(cur.rowcount)
+
     def pending_txs(self) -> list[TxRow]:
         rows = self.db.execute(
             "SELECT hash, action_key, nonce, raw, description, role, max_fee_wei, gas_limit, state FROM txs "

@@ -135,3 +135,31 @@ async def test_a_stuck_action_no_longer_needed_is_cancelled(anvil, tmp_path):
     assert "cancel" in roles, roles
     actions = dict(journal.db.execute("SELECT intent, state FROM actions").fetchall())
     assert actions["Liquidate"] == "cancelled", actions
+
+
+async def test_a_liquidation_reorged_out_is_detected_and_sent_again(anvil, tmp_path):
+    w3, dc, dep, victim, keeper, journal = await setup(anvil, tmp_path)
+    await dc.set_price(dep, "WETH", 2_800.0)
+    await keeper.start()
+    await w3.provider.make_request("evm_mine", [])
+    report = await keeper.step()
+    (out,) = report.outcomes
+    assert out.ok, out.error
+    mined_in = out.results[-1].block
+    pool = dc.contract("Pool", dep.pool)
+    assert (await pool.functions.getUserAccountData(victim).call())[5] >= E18
+
+    # the block holding the liquidation (and the one before) are replaced by empty ones
+    await w3.provider.make_request("anvil_reorg", [2, []])
+    assert (await pool.functions.getUserAccountData(victim).call())[5] < E18  # liquidatable again
+    await w3.provider.make_request("evm_mine", [])
+    report = await keeper.step()
+    assert report.reorg_depth >= 1
+    assert report.outcomes == []  # the journaled transaction went out again: nothing new decided
+    (row,) = journal.db.execute("SELECT state, block FROM txs WHERE role = 'action'").fetchall()
+    assert row[0] == "confirmed" and row[1] > mined_in  # mined again, in a block of the new chain
+    assert (await pool.functions.getUserAccountData(victim).call())[5] >= E18
+    topic = "0x" + bytes(w3.keccak(text="LiquidationCall(address,address,address,uint256,uint256,address,bool)")).hex()
+    logs = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
+    assert len(logs) == 1  # on the canonical chain: once
+    assert journal.counts() == {"confirmed": 1}
