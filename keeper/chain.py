@@ -93,7 +93,17 @@ class Chain:
         except (Web3Exception, OSError, ValueError) as exc:
             raise TransientError(f"eth_chainId failed: {exc}") from exc
 
+    def _blame(self, why: str) -> None:
+        """Tell a failover provider that its last reply was unusable (another endpoint next time)."""
+        penalize = getattr(self.w3.provider, "penalize_last", None)
+        if penalize is not None:
+            penalize(why)
+
     async def check_chain_id(self, expected: int) -> None:
+        probe = getattr(self.w3.provider, "probe", None)
+        if probe is not None:  # several endpoints: every one must be on the expected chain
+            self.requests += 2
+            await probe(expected)
         actual = await self.chain_id()
         if actual != expected:
             raise FatalError(
@@ -112,6 +122,7 @@ class Chain:
                 parent_hash=bytes(b.get("parentHash", b"")),
             )
         except (Web3Exception, OSError, ValueError, KeyError, TypeError) as exc:
+            self._blame(str(exc))
             raise TransientError(f"eth_getBlockByNumber({block}) failed: {exc}") from exc
 
     async def call(self, to: str, data: bytes, block: int | str = "latest", sender: str | None = None) -> bytes:
@@ -142,6 +153,7 @@ class Chain:
             except Exception as exc:  # eth-abi decoding of a garbage reply
                 if isinstance(exc, TransientError):
                     raise
+                self._blame(str(exc))
                 raise TransientError(f"multicall at block {block}: undecodable reply: {exc}") from exc
             if len(results) != len(chunk):
                 raise TransientError(f"multicall returned {len(results)} results for {len(chunk)} calls")

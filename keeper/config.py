@@ -165,6 +165,10 @@ class Settings:
     poll_interval_s: float = 2.0
     log_chunk_blocks: int = 5_000
     multicall_chunk: int = 400
+    rpc_timeout_s: float = 20.0
+    """Per request; with several endpoints a slower one is left for the next."""
+    rpc_max_lag_blocks: int = 5
+    """With several endpoints: one this many blocks behind the best is out of rotation."""
     reconcile_every_blocks: int = 300
     """Re-read every account of every market this often (0: never) and count drift: catches what
     no event announced (e.g. a Comet borrow by base transfer, which names only the receiver)."""
@@ -288,6 +292,8 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         "poll_interval_s",
         "log_chunk_blocks",
         "reconcile_every_blocks",
+        "rpc_timeout_s",
+        "rpc_max_lag_blocks",
         "multicall_chunk",
         "multicall3",
         "aave",
@@ -304,8 +310,12 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
     rpc_url = env.get("KEEPER_RPC_URL")
     if not rpc_url:
         errors.append("no RPC URL: set KEEPER_RPC_URL in the environment or the env file")
-    elif not re.match(r"^(https?|wss?)://", str(rpc_url)):
-        errors.append("KEEPER_RPC_URL: expected an http(s):// or ws(s):// URL")
+    else:
+        urls = [u.strip() for u in str(rpc_url).split(",") if u.strip()]
+        if not urls or not all(re.match(r"^(https?|wss?)://", u) for u in urls):
+            errors.append("KEEPER_RPC_URL: expected an http(s):// or ws(s):// URL, or several comma-separated")
+        elif len(urls) > 1 and any(u.startswith(("ws://", "wss://")) for u in urls):
+            errors.append("KEEPER_RPC_URL: several endpoints (failover) must all be http(s)://")
 
     aave = _aave(data.get("aave"), where, errors)
     comets = _comets(data.get("comet"), where, errors)
@@ -324,6 +334,8 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         ("log_chunk_blocks", "int", 5_000, 1),
         ("multicall_chunk", "int", 400, 1),
         ("reconcile_every_blocks", "int", 300, 0),
+        ("rpc_timeout_s", "float", 20.0, 0.1),
+        ("rpc_max_lag_blocks", "int", 5, 0),
     ):
         value = _coerce(data.get(key, default), kind, f"{where}: {key}", errors)
         if value is not None and value < least:

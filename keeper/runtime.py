@@ -16,14 +16,21 @@ from keeper.config import Settings, load_settings
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
 from keeper.markets import Watch, usd
+from keeper.rpc import FailoverProvider
 from keeper.service import Keeper
 
 
 def connect(settings: Settings) -> AsyncWeb3[Any]:
-    url = settings.rpc_url.value
+    """One endpoint (HTTP or WebSocket), or several comma-separated HTTP endpoints with failover."""
+    urls = [u.strip() for u in settings.rpc_url.value.split(",") if u.strip()]
+    if len(urls) > 1:
+        return AsyncWeb3(
+            FailoverProvider(urls, timeout_s=settings.rpc_timeout_s, max_lag_blocks=settings.rpc_max_lag_blocks)
+        )
+    url = urls[0]
     if url.startswith(("ws://", "wss://")):
         return AsyncWeb3(WebSocketProvider(url))
-    return AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 20}))
+    return AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": settings.rpc_timeout_s}))
 
 
 def journal_path(settings: Settings) -> str:

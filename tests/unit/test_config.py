@@ -201,3 +201,12 @@ def test_perps_table_and_its_errors(tmp_path, env):
         "1 < trigger_ratio < target_ratio",
     ):
         assert part in msg, (part, msg)
+
+
+def test_several_rpc_endpoints(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    env.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545, https://node.example/key")
+    assert load_settings(write(tmp_path, GOOD)).rpc_url.value.count(",") == 1
+    env.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545,wss://node.example/key")
+    with pytest.raises(ConfigError, match="several endpoints .failover. must all be http"):
+        load_settings(write(tmp_path, GOOD))

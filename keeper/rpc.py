@@ -1,0 +1,188 @@
+"""Several JSON-RPC endpoints behind one web3 provider: health-scored failover for reads,
+broadcast to every endpoint for signed transactions, and a refusal to go on when endpoints
+disagree on the chain or one falls too far behind.
+
+Endpoints are ranked by recent failures, then by latency; a failing endpoint backs off
+(exponentially, up to a minute) and is tried again later. A request that fails on one endpoint
+(connection error, timeout, a reply that is not JSON-RPC) goes to the next; JSON-RPC error
+replies (a revert, a refused log range) are answers and are returned as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from web3.exceptions import ProviderConnectionError
+from web3.providers import AsyncHTTPProvider
+from web3.providers.async_base import AsyncBaseProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from keeper.errors import FatalError
+
+log = logging.getLogger("keeper.rpc")
+BROADCAST = ("eth_sendRawTransaction",)
+
+
+def redact(url: str) -> str:
+    """scheme://host:port only: API keys live in paths and queries."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+
+@dataclass
+class Endpoint:
+    url: str
+    provider: AsyncHTTPProvider
+    failures: int = 0
+    backoff_until: float = 0.0
+    latency_s: float = 0.0
+    head: int = 0
+    excluded: str = ""
+    """Why the endpoint is out of rotation (behind the others), or ''."""
+    requests: int = field(default=0)
+    errors: int = field(default=0)
+
+    @property
+    def name(self) -> str:
+        return redact(self.url)
+
+    def ok(self, latency_s: float) -> None:
+        self.failures = 0
+        self.latency_s = latency_s if not self.latency_s else 0.8 * self.latency_s + 0.2 * latency_s
+
+    def fail(self) -> None:
+        self.failures += 1
+        self.errors += 1
+        self.backoff_until = time.monotonic() + min(60.0, 0.5 * 2 ** min(self.failures, 7))
+
+
+class FailoverProvider(AsyncBaseProvider):
+    def __init__(
+        self, urls: list[str], *, timeout_s: float = 10.0, max_lag_blocks: int = 5, probe_every_s: float = 30.0
+    ):
+        super().__init__()
+        if not urls:
+            raise ValueError("no RPC endpoint")
+        self.endpoints = [Endpoint(u, AsyncHTTPProvider(u, request_kwargs={"timeout": timeout_s})) for u in urls]
+        self.timeout_s = timeout_s
+        self.max_lag_blocks = max_lag_blocks
+        self.probe_every_s = probe_every_s
+        self._probed_at = 0.0
+        self.last: Endpoint | None = None
+
+    # -- web3 provider interface
+    async def is_connected(self, show_traceback: bool = False) -> bool:
+        return any(e.failures == 0 for e in self.endpoints)
+
+    async def disconnect(self) -> None:
+        for e in self.endpoints:
+            await e.provider.disconnect()
+
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if time.monotonic() - self._probed_at > self.probe_every_s and method not in ("eth_chainId", "eth_blockNumber"):
+            await self.probe()
+        if method in BROADCAST:
+            return await self._broadcast(method, params)
+        errors = []
+        for attempt in range(2):
+            for e in self._ranked():
+                response = await self._one(e, method, params)
+                if isinstance(response, str):
+                    errors.append(f"{e.name}: {response}")
+                    continue
+                return response
+            if attempt == 0:
+                await asyncio.sleep(0.2)
+        raise ProviderConnectionError(f"{method}: every endpoint failed: {'; '.join(errors[-len(self.endpoints) :])}")
+
+    # -- health
+    def _ranked(self) -> list[Endpoint]:
+        now = time.monotonic()
+        usable = [e for e in self.endpoints if not e.excluded]
+        ready = sorted((e for e in usable if e.backoff_until <= now), key=lambda e: (e.failures, e.latency_s))
+        waiting = sorted((e for e in usable if e.backoff_until > now), key=lambda e: e.backoff_until)
+        return ready + waiting or sorted(self.endpoints, key=lambda e: e.failures)
+
+    async def _one(self, e: Endpoint, method: RPCEndpoint, params: Any) -> RPCResponse | str:
+        """The reply, or why this endpoint failed (it is then penalized)."""
+        start = time.monotonic()
+        e.requests += 1
+        self.last = e
+        try:
+            response = await asyncio.wait_for(e.provider.make_request(method, params), self.timeout_s)
+        except Exception as exc:  # connection errors, timeouts, undecodable bodies: all mean "try another"
+            e.fail()
+            return f"{type(exc).__name__}: {exc}"[:200]
+        if not isinstance(response, dict) or ("result" not in response and "error" not in response):
+            e.fail()
+            return f"not a JSON-RPC reply: {str(response)[:80]}"
+        e.ok(time.monotonic() - start)
+        return response
+
+    def penalize_last(self, why: str) -> None:
+        """The caller could not use the last reply (garbage that looked like JSON-RPC)."""
+        if self.last is not None:
+            log.info("endpoint %s gave an unusable reply: %s", self.last.name, why)
+            self.last.fail()
+
+    async def _broadcast(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        """A signed transaction goes to every endpoint; the first acceptance wins. 'Already known'
+        style errors from the others are expected (they heard it from their peers)."""
+        replies = await asyncio.gather(*(self._one(e, method, params) for e in self.endpoints if not e.excluded))
+        good = [r for r in replies if isinstance(r, dict) and "result" in r]
+        if good:
+            return good[0]
+        answers = [r for r in replies if isinstance(r, dict)]
+        if answers:
+            return answers[0]  # every node refused it: the refusal (e.g. nonce too low) is the answer
+        raise ProviderConnectionError(f"{method}: no endpoint reachable: {'; '.join(map(str, replies))}")
+
+    async def probe(self, expected_chain_id: int | None = None) -> None:
+        """Each endpoint's chain id and head: FatalError if one is on another chain; endpoints
+        more than `max_lag_blocks` behind the best are taken out of rotation until they catch up."""
+        self._probed_at = time.monotonic()
+
+        async def look(e: Endpoint) -> tuple[Endpoint, int | None, int | None]:
+            chain = await self._one(e, RPCEndpoint("eth_chainId"), [])
+            number = await self._one(e, RPCEndpoint("eth_blockNumber"), [])
+            cid = int(chain["result"], 16) if isinstance(chain, dict) and "result" in chain else None
+            head = int(number["result"], 16) if isinstance(number, dict) and "result" in number else None
+            return e, cid, head
+
+        seen = await asyncio.gather(*(look(e) for e in self.endpoints))
+        ids = {cid for _, cid, _ in seen if cid is not None}
+        if expected_chain_id is not None:
+            for e, cid, _ in seen:
+                if cid is not None and cid != expected_chain_id:
+                    raise FatalError(
+                        f"RPC endpoint {e.name} is on chain id {cid}, not {expected_chain_id}: refusing to start"
+                    )
+        elif len(ids) > 1:
+            raise FatalError(f"RPC endpoints disagree on the chain id ({sorted(ids)}): refusing to go on")
+        best = max((h for _, _, h in seen if h is not None), default=0)
+        for e, _, head in seen:
+            if head is None:
+                continue
+            e.head = head
+            lag = best - head
+            was = e.excluded
+            e.excluded = f"{lag} blocks behind" if lag > self.max_lag_blocks else ""
+            if e.excluded != was:
+                if e.excluded:
+                    log.warning("ALERT: RPC endpoint %s is %s: out of rotation", e.name, e.excluded)
+                else:
+                    log.warning("RPC endpoint %s caught up: back in rotation", e.name)
+        if all(e.excluded for e in self.endpoints):
+            for e in self.endpoints:
+                e.excluded = ""
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [
+            {"endpoint": e.name, "requests": e.requests, "errors": e.errors, "latency_ms": round(e.latency_s * 1000, 1)}
+            for e in self.endpoints
+        ]

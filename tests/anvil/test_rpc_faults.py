@@ -1,0 +1,157 @@
+"""Two faulty JSON-RPC proxies (aiohttp, loopback) in front of anvil: each drops, delays past the
+timeout, errors or garbles a share of requests. With failover between them the keeper still
+liquidates every liquidatable account, each exactly once, within a bounded number of blocks.
+And endpoints that disagree on the chain stop the keeper before it acts."""
+
+import asyncio
+import contextlib
+import random
+
+import aiohttp
+import pytest
+from aiohttp import web
+from eth_account import Account
+from eth_utils import keccak
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider
+
+from keeper.abi import event
+from keeper.chain import Chain
+from keeper.demo import make_settings
+from keeper.devchain import DevChain
+from keeper.errors import FatalError
+from keeper.execution.executor import Executor
+from keeper.execution.journal import Journal
+from keeper.rpc import FailoverProvider
+from keeper.service import Keeper
+from tests.anvil.conftest import DEV_KEYS, free_port
+
+E18, E6 = 10**18, 10**6
+USERS = 8
+
+
+class FaultyProxy:
+    def __init__(self, upstream: str, rng: random.Random, rate: float, *, chain_id_hex: str | None = None):
+        self.upstream, self.rng, self.rate = upstream, rng, rate
+        self.chain_id_hex = chain_id_hex
+        self.faults = {"drop": 0, "delay": 0, "error": 0, "garble": 0, "ok": 0}
+        self.session: aiohttp.ClientSession | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if self.chain_id_hex and b'"eth_chainId"' in body:
+            rid = (await request.json())["id"]
+            return web.json_response({"jsonrpc": "2.0", "id": rid, "result": self.chain_id_hex})
+        r = self.rng.random()
+        if r < self.rate:
+            kind = self.rng.choice(["drop", "delay", "error", "garble"])
+            self.faults[kind] += 1
+            if kind == "drop":
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=502)
+            if kind == "delay":
+                await asyncio.sleep(1.5)  # past the client's 1 s timeout
+            elif kind == "error":
+                rid = (await request.json())["id"]
+                err = {"code": -32603, "message": "internal error (injected)"}
+                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
+            else:
+                return web.Response(text='{"jsonrpc": "2.0", "id": 1, "resu', content_type="application/json")
+        else:
+            self.faults["ok"] += 1
+        assert self.session is not None
+        async with self.session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as up:
+            return web.Response(body=await up.read(), content_type="application/json")
+
+    async def start(self) -> tuple[web.AppRunner, str]:
+        self.session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_post("/", self.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner, f"http://127.0.0.1:{port}/"
+
+    async def stop(self, runner: web.AppRunner) -> None:
+        await runner.cleanup()
+        if self.session:
+            await self.session.close()
+
+
+async def deploy(anvil: str):
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil, request_kwargs={"timeout": 60}))
+    dc = DevChain(w3)
+    deployer = (await w3.eth.accounts)[0]
+    dep = await dc.deploy_market(deployer)
+    users = [AsyncWeb3.to_checksum_address(keccak(text=f"rpc fault user {k}")[:20]) for k in range(USERS)]
+    debt = [int(3_000 * 0.83 / 1.2 * E6)] * USERS
+    await dc.send(
+        "Pool", dep.pool, "seedPositions", deployer, dep.tokens["WETH"], dep.tokens["USDC"], users, [E18] * USERS, debt
+    )
+    await dc.mint(dep, "WETH", dep.a_tokens["WETH"], USERS * E18)
+    keeper = Account.from_key(DEV_KEYS[9]).address
+    await dc.mint(dep, "USDC", keeper, 100_000 * E6)
+    await dc.approve(dep, "USDC", keeper, dep.pool, 10**30)
+    return w3, dc, dep, users
+
+
+def keeper_over(urls: list[str], dep, chain_id: int, tmp_path) -> Keeper:
+    provider = FailoverProvider(urls, timeout_s=1.0, max_lag_blocks=5, probe_every_s=5.0)
+    key = DEV_KEYS[9]
+    settings = make_settings(dep, chain_id, key, ())
+    settings = settings.__class__(**{**settings.__dict__, "poll_interval_s": 0.1})
+    chain = Chain(AsyncWeb3(provider), dep.multicall3)
+    address = Account.from_key(key).address
+    executor = Executor(
+        chain, settings.execution, address, Account.from_key(key), dry_run=False, journal=Journal(tmp_path / "j.sqlite")
+    )
+    return Keeper(settings, chain, executor)
+
+
+async def test_every_account_handled_through_faulty_endpoints(anvil, tmp_path):
+    w3, dc, dep, users = await deploy(anvil)
+    rng = random.Random(5)
+    proxies = [FaultyProxy(anvil, rng, 0.2), FaultyProxy(anvil, rng, 0.2)]
+    started = [await p.start() for p in proxies]
+    keeper = keeper_over([url for _, url in started], dep, await w3.eth.chain_id, tmp_path)
+
+    async def miner():
+        while True:
+            await asyncio.sleep(0.3)
+            await w3.provider.make_request("evm_mine", [])
+
+    mining = asyncio.create_task(miner())
+    try:
+        await dc.set_price(dep, "WETH", 2_300.0)  # HF 0.92: each account fully liquidatable once
+        await asyncio.wait_for(keeper.run(blocks=30), timeout=150)
+    finally:
+        mining.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mining
+        for p, (runner, _) in zip(proxies, started, strict=True):
+            await p.stop(runner)
+    injected = sum(sum(v for k, v in p.faults.items() if k != "ok") for p in proxies)
+    assert injected >= 20, [p.faults for p in proxies]
+    topic = "0x" + event("AaveV3Pool", "LiquidationCall").topic.hex()
+    found = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
+    per_user: dict[str, int] = {}
+    for entry in found:
+        user = AsyncWeb3.to_checksum_address(bytes(entry["topics"][3])[-20:])
+        per_user[user] = per_user.get(user, 0) + 1
+    assert per_user == {u: 1 for u in users}, per_user
+
+
+async def test_endpoints_on_different_chains_refuse_to_start(anvil, tmp_path):
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil))
+    dc = DevChain(w3)
+    dep = await dc.deploy_market((await w3.eth.accounts)[0])
+    liar = FaultyProxy(anvil, random.Random(1), 0.0, chain_id_hex="0x1")
+    runner, url = await liar.start()
+    try:
+        keeper = keeper_over([anvil, url], dep, await w3.eth.chain_id, tmp_path)
+        with pytest.raises(FatalError, match="is on chain id 1, not 31337"):
+            await keeper.start()
+    finally:
+        await liar.stop(runner)
