@@ -208,5 +208,5 @@ def test_several_rpc_endpoints(tmp_path, env):
     env.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545, https://node.example/key")
     assert load_settings(write(tmp_path, GOOD)).rpc_url.value.count(",") == 1
     env.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545,wss://node.example/key")
-    with pytest.raises(ConfigError, match="several endpoints .failover. must all be http"):
+    with pytest.raises(ConfigError, match=r"several endpoints \(failover\) must all be http"):
         load_settings(write(tmp_path, GOOD))
