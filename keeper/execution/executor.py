@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from web3.exceptions import TimeExhausted, TransactionNotFound, Web3Exception
+from web3.exceptions import ProviderConnectionError, TimeExhausted, TransactionNotFound, Web3Exception
 
 from keeper.abi import fn
 from keeper.chain import Chain, is_revert, revert_text
@@ -29,6 +30,7 @@ from keeper.execution.journal import ActionKey, Journal
 
 log = logging.getLogger("keeper.execution")
 GWEI = 10**9
+ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -266,12 +268,19 @@ class Executor:
         try:
             self.chain.requests += 1
             await self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except (Web3Exception, OSError, ValueError) as exc:
-            self.journal.set_tx(tx_hash, "dropped")
-            if role in ("replacement", "cancel"):
-                raise  # the caller decides (e.g. nonce too low: an earlier version was mined)
-            self.nonces.resync()
-            raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
+        except (TimeoutError, Web3Exception, OSError, ValueError) as exc:
+            if isinstance(exc, OSError | asyncio.TimeoutError | ProviderConnectionError):
+                # the send may or may not have reached a node: treat it as out; tracking finds the
+                # receipt, or re-sends the same nonce with bumped fees after replace_after_blocks
+                log.warning("%s: sending %s was not acknowledged (%s); tracking it", tx.description, tx_hash, exc)
+            elif not ALREADY_KNOWN.search(str(exc)):
+                self.journal.set_tx(tx_hash, "dropped")
+                if role in ("replacement", "cancel"):
+                    raise  # the caller decides (e.g. nonce too low: an earlier version was mined)
+                self.nonces.resync()
+                raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
+            else:
+                log.info("%s: the node already knows %s (a retried send): it is out", tx.description, tx_hash)
         self.journal.set_tx(tx_hash, "sent")
         if self._key is not None and role == "action":
             self.journal.set_action(self._key, "sent")
