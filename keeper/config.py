@@ -113,6 +113,19 @@ class OracleSettings:
     max_age_s: int = 90_000
     """A price source whose latest round is older than this (heartbeat + slack, seconds) is stale:
     no action on accounts exposed to that asset. 25 h suits Chainlink's 24 h heartbeat feeds."""
+    heartbeats: tuple[tuple[str, int], ...] = ()
+    """(asset symbol or address, max age s) for feeds with their own heartbeat (ETH/USD: 1 h)."""
+    reference_url: str = ""
+    """Optional off-chain reference: a URL answering JSON {"SYMBOL": usd_price, ...}."""
+    max_deviation_bps: int = 300
+    """An on-chain price further than this from the reference is untrusted (no action on it)."""
+    reference_every_s: float = 10.0
+
+    def max_age_for(self, symbol: str, address: str = "") -> int:
+        for key, age in self.heartbeats:
+            if key == symbol or (address and key.lower() == address.lower()):
+                return age
+        return self.max_age_s
 
 
 @dataclass(frozen=True)
@@ -358,7 +371,19 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
                 errors.append(f"{where}: [protect] prefer: unknown action {p!r} (use 'repay', 'supply')")
     liquidate = _section(data, "liquidate", LiquidateSettings, where, errors, env)
     execution = _section(data, "execution", ExecutionSettings, where, errors, env)
+    oracle_raw = data.get("oracle", {})
+    heartbeats = oracle_raw.pop("heartbeats", {}) if isinstance(oracle_raw, dict) else {}
     oracle = _section(data, "oracle", OracleSettings, where, errors, env)
+    if isinstance(oracle_raw, dict):
+        oracle_raw["heartbeats"] = heartbeats  # leave the parsed TOML as it was
+    if not isinstance(heartbeats, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in heartbeats.values()
+    ):
+        errors.append(f"{where}: [oracle.heartbeats]: expected a table of asset = seconds (positive integers)")
+    elif oracle is not None:
+        oracle = OracleSettings(**{**oracle.__dict__, "heartbeats": tuple(heartbeats.items())})
+    if oracle is not None and oracle.reference_url and not re.match(r"^https?://", oracle.reference_url):
+        errors.append(f"{where}: [oracle] reference_url: expected an http(s):// URL")
     if oracle is not None and oracle.max_age_s <= 0:
         errors.append(f"{where}: [oracle] max_age_s: must be positive")
     if execution is not None and execution.max_fee_gwei <= 0:

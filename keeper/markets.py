@@ -24,7 +24,7 @@ from keeper.config import CometSettings, PerpsSettings, ProtectSettings, Setting
 from keeper.errors import ConfigError
 from keeper.execution.executor import TxRequest
 from keeper.protocols import aave_v3, comet, perps
-from keeper.risk.guards import FeedRound, oracle_problems
+from keeper.risk.guards import FeedRound, deviation_problems, oracle_problems
 from keeper.risk.health import AAVE, COMET, PERPS
 from keeper.strategy.actions import (
     Absorb,
@@ -75,6 +75,8 @@ class Watch(ABC):
         self.book: Book | None = None
         self.block = 0
         self._oracle_bad: dict[int, str] = {}
+        self.reference: dict[str, float] = {}
+        """Off-chain reference prices (USD by symbol), when configured; set by the service."""
 
     @property
     def label(self) -> str:
@@ -173,11 +175,26 @@ class Watch(ABC):
 
     def oracle_guard(self, block: int, now: int) -> None:
         """Columns whose price must not be acted on; an ALERT when that set changes."""
-        bad = oracle_problems(self.feeds(), now, self.settings.oracle.max_age_s)
-        if bad == self._oracle_bad:
+        o = self.settings.oracle
+        ages = [o.max_age_for(sym, tok) for sym, tok in zip(self.symbols, self.tokens, strict=False)]
+        bad = oracle_problems(self.feeds(), now, ages + [o.max_age_s] * (len(self.feeds()) - len(ages)))
+        self._set_untrusted(block, {**self._deviations(), **bad})
+
+    def _deviations(self) -> dict[int, str]:
+        if not self.reference:
+            return {}
+        prices = [self.price(i) / self.price_scale for i in range(len(self.symbols))]
+        return deviation_problems(self.symbols, prices, self.reference, self.settings.oracle.max_deviation_bps)
+
+    def _set_untrusted(self, block: int, bad: dict[int, str]) -> None:
+        def kinds(problems: dict[int, str]) -> dict[int, str]:
+            return {i: why.split()[0] for i, why in problems.items()}
+
+        if kinds(bad) == kinds(self._oracle_bad):
+            self._oracle_bad = bad  # same problems (the figures in the text may move)
             return
         for i, why in bad.items():
-            if self._oracle_bad.get(i) != why:
+            if kinds(self._oracle_bad).get(i) != why.split()[0]:
                 log.warning(
                     "ALERT: %s: oracle price of %s is untrusted, no action on accounts exposed to it: %s",
                     self.label,
@@ -647,15 +664,7 @@ class PerpsWatch(Watch):
         is untrusted (no action on accounts holding it)."""
         assert self.state is not None
         bad = {i: "indexPrice reverted (stale or invalid price)" for i, p in enumerate(self.state.prices) if p is None}
-        if bad != self._oracle_bad:
-            for i, why in bad.items():
-                log.warning(
-                    "ALERT: %s: market %s: %s; no action on accounts holding it", self.label, self.symbols[i], why
-                )
-            log_decision(
-                block, self.label, "oracle-guard", "-", {"untrusted": {self.symbols[i]: w for i, w in bad.items()}}
-            )
-            self._oracle_bad = bad
+        self._set_untrusted(block, {**self._deviations(), **bad})
 
     def price(self, column: int) -> int:
         assert self.state is not None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import aiohttp
 import numpy as np
 from eth_utils import to_checksum_address
 
@@ -92,6 +93,7 @@ class Keeper:
         self._alerts: dict[str, str] = {}
         self._hashes: dict[int, bytes] = {}
         """Hashes of the blocks processed lately, to detect reorgs."""
+        self._reference_at = 0.0
         self.history: list[Outcome] = []
 
     @property
@@ -209,6 +211,7 @@ class Keeper:
         self.last_block = head.number
         self._remember(head)
         self._operational_alerts()
+        await self._reference_prices()
         ex = self.executor.settings
         gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))
         wallet = dict(self.wallet)
@@ -307,6 +310,32 @@ class Keeper:
                 else:
                     log.warning("%s: back to normal", name)
                 self._alerts[name] = why
+
+    async def _reference_prices(self) -> None:
+        """Refresh the optional off-chain reference prices (every `reference_every_s`). When the
+        reference cannot be read the keeper goes on with on-chain prices alone, with an ALERT."""
+        o = self.settings.oracle
+        if not o.reference_url or time.monotonic() - self._reference_at < o.reference_every_s:
+            return
+        self._reference_at = time.monotonic()
+        why = ""
+        prices: dict[str, float] = {}
+        try:
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(o.reference_url) as r:
+                body = await r.json(content_type=None)
+            if not isinstance(body, dict):
+                raise ValueError("not a JSON object")
+            prices = {
+                str(k): float(v) for k, v in body.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        except Exception as exc:  # the reference is optional: its failure must not stop the keeper
+            why = f"off-chain reference unavailable ({type(exc).__name__}: {exc}); acting on on-chain prices alone"
+        if why != self._alerts.get("reference", ""):
+            log.warning("ALERT: %s", why) if why else log.warning("off-chain reference prices available again")
+            self._alerts["reference"] = why
+        for w in self.watches:
+            w.reference = prices
 
     # ------------------------------------------------------------------ execution
     def _admit(self, head: Head, w: Watch, action: Action) -> tuple[ActionKey, str | None]:

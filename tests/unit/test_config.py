@@ -210,3 +210,16 @@ def test_several_rpc_endpoints(tmp_path, env):
     env.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545,wss://node.example/key")
     with pytest.raises(ConfigError, match=r"several endpoints \(failover\) must all be http"):
         load_settings(write(tmp_path, GOOD))
+
+
+def test_oracle_heartbeats_and_reference(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    oracle = '[oracle]\nmax_age_s = 90000\nreference_url = "https://prices.example/usd"\n'
+    s = load_settings(write(tmp_path, GOOD + oracle + "[oracle.heartbeats]\nWETH = 3600\n"))
+    assert s.oracle.max_age_for("WETH") == 3600 and s.oracle.max_age_for("USDC") == 90000
+    assert s.oracle.reference_url == "https://prices.example/usd"
+    bad = GOOD + '[oracle]\nreference_url = "prices"\n[oracle.heartbeats]\nWETH = "1h"\n'
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, bad))
+    assert "[oracle.heartbeats]: expected a table" in str(e.value)
+    assert "reference_url: expected an http" in str(e.value)
