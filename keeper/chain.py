@@ -170,6 +170,8 @@ class Chain:
         )
         logs: list[dict[str, Any]] = []
         start, size = from_block, self.log_chunk
+        total = to_block - from_block + 1
+        shown = 0
         while start <= to_block:
             end = min(to_block, start + size - 1)
             self.requests += 1
@@ -185,4 +187,8 @@ class Chain:
                 raise TransientError(f"eth_getLogs at block {start} failed: {exc}") from exc
             logs.extend(dict(entry) for entry in got)
             start = end + 1
+            done = (start - from_block) * 10 // max(total, 1)
+            if total > 10 * self.log_chunk and done > shown:  # a long backfill: progress in tenths
+                shown = done
+                log.info("backfill: %d%% (block %d of %d, %d logs)", done * 10, end, to_block, len(logs))
         return logs

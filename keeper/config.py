@@ -182,6 +182,8 @@ class Settings:
     """Per request; with several endpoints a slower one is left for the next."""
     rpc_max_lag_blocks: int = 5
     """With several endpoints: one this many blocks behind the best is out of rotation."""
+    checkpoint_every_blocks: int = 100
+    """Save where discovery would resume (block, known accounts) this often."""
     reconcile_every_blocks: int = 300
     """Re-read every account of every market this often (0: never) and count drift: catches what
     no event announced (e.g. a Comet borrow by base transfer, which names only the receiver)."""
@@ -305,6 +307,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         "poll_interval_s",
         "log_chunk_blocks",
         "reconcile_every_blocks",
+        "checkpoint_every_blocks",
         "rpc_timeout_s",
         "rpc_max_lag_blocks",
         "multicall_chunk",
@@ -347,6 +350,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         ("log_chunk_blocks", "int", 5_000, 1),
         ("multicall_chunk", "int", 400, 1),
         ("reconcile_every_blocks", "int", 300, 0),
+        ("checkpoint_every_blocks", "int", 100, 1),
         ("rpc_timeout_s", "float", 20.0, 0.1),
         ("rpc_max_lag_blocks", "int", 5, 0),
     ):

@@ -14,7 +14,7 @@ from web3.providers import AsyncHTTPProvider, WebSocketProvider
 from keeper.chain import Chain
 from keeper.config import Settings, load_settings
 from keeper.execution.executor import Executor
-from keeper.execution.journal import Journal
+from keeper.execution.journal import Checkpoints, Journal
 from keeper.markets import Watch, usd
 from keeper.rpc import FailoverProvider
 from keeper.service import Keeper
@@ -38,6 +38,14 @@ def journal_path(settings: Settings) -> str:
     return settings.execution.journal_path or str(Path(".keeper") / f"{settings.network}-{settings.address}.sqlite")
 
 
+def checkpoint_path(settings: Settings) -> str:
+    """Discovery checkpoints: beside the journal (shared by every key and by dry runs)."""
+    if settings.execution.journal_path:
+        p = Path(settings.execution.journal_path)
+        return str(p.with_name(f"{p.stem}-checkpoints.sqlite"))
+    return str(Path(".keeper") / f"{settings.network}-checkpoints.sqlite")
+
+
 def build_keeper(settings: Settings, w3: AsyncWeb3[Any], *, dry_run: bool) -> Keeper:
     chain = Chain(
         w3, settings.multicall3, multicall_chunk=settings.multicall_chunk, log_chunk=settings.log_chunk_blocks
@@ -46,7 +54,7 @@ def build_keeper(settings: Settings, w3: AsyncWeb3[Any], *, dry_run: bool) -> Ke
     assert settings.address is not None
     journal = Journal(":memory:" if dry_run else journal_path(settings))
     executor = Executor(chain, settings.execution, settings.address, signer, dry_run=dry_run, journal=journal)
-    return Keeper(settings, chain, executor, report=print)
+    return Keeper(settings, chain, executor, report=print, checkpoints=Checkpoints(checkpoint_path(settings)))
 
 
 async def open_keeper(network: str, env_file: str | None, *, dry_run: bool, require_key: bool) -> Keeper:

@@ -25,7 +25,7 @@ from keeper.chain import Call, Chain, Head
 from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxResult
-from keeper.execution.journal import ActionKey
+from keeper.execution.journal import ActionKey, Checkpoints
 from keeper.markets import Watch, build_watches, decision_log, usd
 from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous, subject
 
@@ -80,12 +80,15 @@ class Keeper:
         chain: Chain,
         executor: Executor,
         report: Callable[[str], None] | None = None,
+        checkpoints: Checkpoints | None = None,
     ):
         self.watches: list[Watch] = build_watches(settings, executor.address)
         self.settings = settings
         self.chain = chain
         self.executor = executor
         self.report = report or (lambda line: None)
+        self.checkpoints = checkpoints
+        """Where discovery resumes from after a restart (None: rescan from each start_block)."""
         self.wallet: dict[str, int] = {}
         """Token -> keeper balance at the last block ('' = the native coin, wei)."""
         self.last_block: int | None = None
@@ -118,15 +121,21 @@ class Keeper:
                 log.warning("settled a transaction left in flight by a previous run: %s (%s)", r.tx_hash, r.description)
             head = await self.chain.head()
         touched: dict[int, list[str]] = {}
+        if self.checkpoints is not None:
+            self.checkpoints.bind(self.settings.chain_id, "0x" + genesis.hash.hex())
         for k, w in enumerate(self.watches):
             await w.load(self.chain, head.number)
-            logs = await self.chain.get_logs(
-                w.address, [["0x" + t.hex() for t in w.topic0s()]], w.start_block, head.number
-            )
-            touched[k] = sorted(w.users_from_logs(logs) | w.discovery_seed())
+            start, known = w.start_block, set()
+            saved = self.checkpoints.load(self._market_id(w)) if self.checkpoints is not None else None
+            if saved is not None and w.start_block <= saved[0] <= head.number:
+                start, known = saved[0] + 1, set(saved[1])
+                log.info("%s: resuming discovery at block %d with %d known accounts", w.label, start, len(known))
+            logs = await self.chain.get_logs(w.address, [["0x" + t.hex() for t in w.topic0s()]], start, head.number)
+            touched[k] = sorted(known | w.users_from_logs(logs) | w.discovery_seed())
         await self._refresh(head, touched)
         self.last_block = self.last_reconcile = head.number
         self._remember(head)
+        self._checkpoint(head.number)
         for w in self.watches:
             assert w.book is not None
             log.info(
@@ -210,6 +219,8 @@ class Keeper:
             )
         self.last_block = head.number
         self._remember(head)
+        if head.number % self.settings.checkpoint_every_blocks == 0:
+            self._checkpoint(head.number)
         self._operational_alerts()
         await self._reference_prices()
         ex = self.executor.settings
@@ -249,6 +260,18 @@ class Keeper:
             depth,
         )
 
+    # ------------------------------------------------------------------ checkpoints
+    @staticmethod
+    def _market_id(w: Watch) -> str:
+        return f"{w.protocol}:{w.address}"
+
+    def _checkpoint(self, block: int) -> None:
+        if self.checkpoints is None:
+            return
+        for w in self.watches:
+            if w.book is not None:
+                self.checkpoints.save(self._market_id(w), block, list(w.book.users))
+
     # ------------------------------------------------------------------ reorgs
     def _remember(self, head: Head) -> None:
         self._hashes[head.number] = head.hash
@@ -286,6 +309,7 @@ class Keeper:
         for n in [n for n in self._hashes if n > fork]:
             del self._hashes[n]
         self.last_block = fork
+        self._checkpoint(fork)
         if not self.executor.dry_run and self.executor.journal.unconfirm_after(fork):
             for r in await self.executor.recover():
                 log.warning("after the reorg: %s (%s) mined again in block %s", r.tx_hash, r.description, r.block)

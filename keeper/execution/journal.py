@@ -236,3 +236,33 @@ class Journal:
     def counts(self) -> dict[str, int]:
         """Actions by state (for reports and tests)."""
         return {str(s): int(n) for s, n in self.db.execute("SELECT state, COUNT(*) FROM actions GROUP BY state")}
+
+
+CHECKPOINT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (market TEXT PRIMARY KEY, block INTEGER NOT NULL, accounts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Checkpoints(Journal):
+    """Discovery checkpoints: per market, the last block processed and every account known, so a
+    restart (or `keeper status`) scans only the blocks since, not the market's whole history.
+    A separate file from the journal (it is shared by dry runs and every key), bound to its chain
+    the same way."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(CHECKPOINT_SCHEMA)
+
+    def load(self, market: str) -> tuple[int, list[str]] | None:
+        row = self.db.execute("SELECT block, accounts FROM checkpoints WHERE market = ?", (market,)).fetchone()
+        return None if row is None else (int(row[0]), list(json.loads(row[1])))
+
+    def save(self, market: str, block: int, accounts: list[str]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)", (market, block, json.dumps(sorted(accounts)))
+        )

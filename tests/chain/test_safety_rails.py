@@ -85,3 +85,32 @@ async def test_a_second_run_on_another_chain_refuses_the_journal(env, tmp_path):
     keeper.executor.journal = journal
     with pytest.raises(FatalError, match="belongs to chain 1:0xabab"):
         await keeper.start()
+
+
+async def test_discovery_resumes_from_its_checkpoint(env, tmp_path, caplog):
+    from keeper.execution.journal import Checkpoints
+
+    victim = env.accounts[4]
+    await open_position(env, victim, "WETH", 10 * E18, "USDC", 20_000 * E6)
+    first = env.keeper()
+    first.checkpoints = Checkpoints(tmp_path / "cp.sqlite")
+    await first.start()
+    saved = first.checkpoints.load(first._market_id(first.watches[0]))
+    assert saved is not None and victim in saved[1]
+    env.w3.provider.ethereum_tester.mine_blocks(3)
+
+    again = env.keeper()
+    again.checkpoints = Checkpoints(tmp_path / "cp.sqlite")
+    scanned = []
+    original = again.chain.get_logs
+
+    async def spy(address, topics, from_block, to_block):
+        scanned.append((from_block, to_block))
+        return await original(address, topics, from_block, to_block)
+
+    again.chain.get_logs = spy
+    with caplog.at_level("INFO", logger="keeper"):
+        await again.start()
+    assert all(lo == saved[0] + 1 for lo, _ in scanned), scanned  # only the blocks since the checkpoint
+    assert victim in again.watches[0].book.positions  # known from the checkpoint, not from a rescan
+    assert any("resuming discovery at block" in r.getMessage() for r in caplog.records)
