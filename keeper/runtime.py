@@ -54,7 +54,9 @@ def build_keeper(settings: Settings, w3: AsyncWeb3[Any], *, dry_run: bool) -> Ke
     assert settings.address is not None
     journal = Journal(":memory:" if dry_run else journal_path(settings))
     executor = Executor(chain, settings.execution, settings.address, signer, dry_run=dry_run, journal=journal)
-    return Keeper(settings, chain, executor, report=print, checkpoints=Checkpoints(checkpoint_path(settings)))
+    keeper = Keeper(settings, chain, executor, report=print, checkpoints=Checkpoints(checkpoint_path(settings)))
+    keeper.background = True  # decisions never wait on confirmations
+    return keeper
 
 
 async def open_keeper(network: str, env_file: str | None, *, dry_run: bool, require_key: bool) -> Keeper:

@@ -26,7 +26,7 @@ from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxResult
 from keeper.execution.journal import ActionKey, Checkpoints
-from keeper.markets import Watch, build_watches, decision_log, usd
+from keeper.markets import Watch, build_watches, decision_log, log_decision, usd
 from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous, subject
 
 log = logging.getLogger("keeper")
@@ -71,6 +71,8 @@ class StepReport:
     """On a reconciliation block: accounts whose re-read position differed from the book."""
     reorg_depth: int = 0
     """Blocks the keeper had processed that a reorg replaced (0: none)."""
+    queued: int = 0
+    """Actions handed to the execution worker (background mode); their outcomes arrive later."""
 
 
 class Keeper:
@@ -89,6 +91,14 @@ class Keeper:
         self.report = report or (lambda line: None)
         self.checkpoints = checkpoints
         """Where discovery resumes from after a restart (None: rescan from each start_block)."""
+        self.background = False
+        """Execute beside the loop (`keeper run`): a block's decisions never wait for the previous
+        block's confirmations. Off, step() returns with its outcomes (tests, the demo)."""
+        self._queue: asyncio.Queue[tuple[Head, Watch, list[Action]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._worker_error: BaseException | None = None
+        self._busy: set[tuple[str, str]] = set()
+        """(market, position) with an action queued or executing."""
         self.wallet: dict[str, int] = {}
         """Token -> keeper balance at the last block ('' = the native coin, wei)."""
         self.last_block: int | None = None
@@ -227,7 +237,9 @@ class Keeper:
         gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))
         wallet = dict(self.wallet)
         outcomes: list[Outcome] = []
-        accounts = below = 0
+        accounts = below = queued = 0
+        if self._worker_error is not None:
+            raise self._worker_error
         for w in self.watches:
             assert w.book is not None
             snap = w.book.snapshot()
@@ -235,20 +247,22 @@ class Keeper:
                 snap = w.book.snapshot()
             accounts += len(w.book)
             below += int(np.sum(snap.health.health_factor < 1.0))
-            anchor_sent = True
+            actions = []
             for action in w.decide(head, snap, wallet, gas_price_wei):
-                if depends_on_previous(action) and not anchor_sent:
-                    what = "absorb" if isinstance(action, BuyCollateral) else "order"
-                    out = Outcome(
-                        head.number, w.label, action, error=f"not attempted: the {what} before it was not sent"
-                    )
-                    self._log_outcome(w, out)
-                    outcomes.append(out)
-                    continue
-                out = await self._execute(head, w, action)
-                if not depends_on_previous(action):
-                    anchor_sent = out.ok and out.sent
-                outcomes.append(out)
+                if (w.label, subject(action)) in self._busy:
+                    log_decision(head.number, w.label, "skip", subject(action), {"reason": "an action is queued"})
+                else:
+                    actions.append(action)
+            if not actions:
+                continue
+            if self.background:
+                self._busy |= {(w.label, subject(a)) for a in actions}
+                self._start_worker()
+                assert self._queue is not None
+                self._queue.put_nowait((head, w, actions))
+                queued += len(actions)
+            else:
+                outcomes += await self._run_actions(head, w, actions)
         self.history.extend(outcomes)
         return StepReport(
             head.number,
@@ -258,7 +272,55 @@ class Keeper:
             self.chain.requests - requests_before,
             drift if reconcile else None,
             depth,
+            queued,
         )
+
+    # ------------------------------------------------------------------ execution beside the loop
+    async def _run_actions(self, head: Head, w: Watch, actions: list[Action]) -> list[Outcome]:
+        """One market's actions of one block, in order; an action planned on the state its
+        predecessor leaves (a purchase after its absorb, a settlement after its order) is not
+        attempted when that one was not sent."""
+        outcomes = []
+        anchor_sent = True
+        for action in actions:
+            if depends_on_previous(action) and not anchor_sent:
+                what = "absorb" if isinstance(action, BuyCollateral) else "order"
+                out = Outcome(head.number, w.label, action, error=f"not attempted: the {what} before it was not sent")
+                self._log_outcome(w, out)
+                outcomes.append(out)
+                continue
+            out = await self._execute(head, w, action)
+            if not depends_on_previous(action):
+                anchor_sent = out.ok and out.sent
+            outcomes.append(out)
+        return outcomes
+
+    def _start_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._work(), name="keeper-executor")
+
+    async def _work(self) -> None:
+        """Executes queued actions one block's batch at a time (one key: its nonces are
+        sequential anyway), while the loop goes on detecting and deciding."""
+        assert self._queue is not None
+        while True:
+            head, w, actions = await self._queue.get()
+            try:
+                self.history.extend(await self._run_actions(head, w, actions))
+            except Exception as exc:  # FatalError and bugs: the loop re-raises it at its next block
+                log.exception("execution worker stopped")
+                self._worker_error = exc
+            finally:
+                self._busy -= {(w.label, subject(a)) for a in actions}
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every queued action has been executed (or failed)."""
+        if self._queue is not None:
+            await self._queue.join()
+        if self._worker_error is not None:
+            raise self._worker_error
 
     # ------------------------------------------------------------------ checkpoints
     @staticmethod
@@ -426,6 +488,14 @@ class Keeper:
     async def run(self, *, blocks: int | None = None) -> None:
         """Poll for new blocks until cancelled (or `blocks` blocks have been processed). Start-up
         (discovery) runs inside the loop, so a transient RPC failure there is retried too."""
+        try:
+            await self._loop(blocks)
+            await self.drain()  # `--blocks N`: what was decided is executed before returning
+        finally:
+            if self._worker is not None and not self._worker.done():
+                self._worker.cancel()
+
+    async def _loop(self, blocks: int | None) -> None:
         done = 0
         failures = 0
         while blocks is None or done < blocks:
@@ -435,11 +505,12 @@ class Keeper:
                 if report is not None:
                     done += 1
                     log.info(
-                        "block %d: %d accounts, %d below HF 1, %d actions, %d requests",
+                        "block %d: %d accounts, %d below HF 1, %d actions (%d queued), %d requests",
                         report.block,
                         report.accounts,
                         report.below_one,
                         len(report.outcomes),
+                        report.queued,
                         report.requests,
                     )
                     continue

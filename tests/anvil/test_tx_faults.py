@@ -163,3 +163,59 @@ async def test_a_liquidation_reorged_out_is_detected_and_sent_again(anvil, tmp_p
     logs = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
     assert len(logs) == 1  # on the canonical chain: once
     assert journal.counts() == {"confirmed": 1}
+
+
+async def test_a_slow_confirmation_does_not_delay_the_next_decisions(anvil, tmp_path):
+    """Background execution (`keeper run`): while the first liquidation is stranded under a
+    base-fee spike (and the fee cap forbids outbidding it), the next block's decisions are made
+    at once and queued; both land once the fee falls."""
+    w3, dc, dep, victim, keeper, journal = await setup(anvil, tmp_path)
+    second = (await w3.eth.accounts)[4]
+    await dc.supply(dep, "WETH", second, 10 * E18)
+    await dc.borrow(dep, "USDC", second, 22_000 * E6)  # HF 1.06 at $2,800, 0.98 at $2,600
+    keeper.background = True
+    keeper.executor.settings = dataclasses.replace(keeper.executor.settings, max_fee_gwei=5.0)
+    await keeper.start()
+    await w3.provider.make_request("evm_setAutomine", [False])
+
+    async def mine(base_fee_gwei: float, n: int = 1) -> None:
+        for _ in range(n):
+            await w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(int(base_fee_gwei * GWEI))])
+            await w3.provider.make_request("evm_mine", [])
+
+    await mine(1.0)
+    first = await keeper.step()
+    assert first.queued == 1
+    while not await pending_hashes(w3, keeper.executor.address):
+        await asyncio.sleep(0.05)
+    await mine(20.0, 3)  # the liquidation offered <= 5 gwei: it cannot be mined
+    agg = dc.contract("MockAggregator", dep.aggregators["WETH"])
+    await agg.functions.updateAnswer(2_600 * 10**8).transact(
+        {"from": dep.deployer, "maxFeePerGas": 100 * GWEI, "maxPriorityFeePerGas": GWEI}
+    )
+    await mine(20.0)
+    start = asyncio.get_running_loop().time()
+    second_step = await asyncio.wait_for(keeper.step(), timeout=10)
+    took = asyncio.get_running_loop().time() - start
+    assert second_step.queued == 1 and took < 5, (second_step, took)  # decided without waiting for the first
+    assert journal.in_flight()  # the first is still out there
+    await mine(1.0, 6)  # the fee falls: the first lands, then the second goes out
+    miner = asyncio.create_task(_mine_forever(w3))
+    try:
+        await asyncio.wait_for(keeper.drain(), timeout=60)
+    finally:
+        miner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await miner
+    topic = "0x" + bytes(w3.keccak(text="LiquidationCall(address,address,address,uint256,uint256,address,bool)")).hex()
+    logs = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
+    liquidated = sorted(AsyncWeb3.to_checksum_address(bytes(e["topics"][3])[-20:]) for e in logs)
+    assert liquidated == sorted([victim, second])  # each once: the queued decision was not lost
+    assert journal.counts().get("confirmed") == 2, journal.counts()
+
+
+async def _mine_forever(w3) -> None:
+    while True:
+        await asyncio.sleep(0.2)
+        await w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        await w3.provider.make_request("evm_mine", [])
