@@ -1,11 +1,13 @@
-"""Stuck and dropped transactions on anvil (no automine): a base-fee spike strands the keeper's
-transaction and the node drops it; the keeper replaces it with bumped fees under its cap and the
-liquidation lands once. When the action is no longer needed, the nonce is cancelled instead."""
+"""Transaction faults on anvil: stuck (base-fee spike) and dropped transactions are replaced
+under the fee cap, or their nonce cancelled when the action is no longer needed; a reorg that
+removes a liquidation sends it again; a stranded transaction does not delay the next decisions;
+stale and zero oracle answers mean no transaction."""
 
 import asyncio
 import contextlib
 import dataclasses
 
+import pytest
 from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
@@ -219,3 +221,24 @@ async def _mine_forever(w3) -> None:
         await asyncio.sleep(0.2)
         await w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
         await w3.provider.make_request("evm_mine", [])
+
+
+async def test_stale_and_zero_oracle_answers_mean_no_transaction(anvil, tmp_path, caplog):
+    from keeper.errors import TransientError
+
+    w3, dc, dep, _, keeper, journal = await setup(anvil, tmp_path)
+    await keeper.start()
+    nonce = await w3.eth.get_transaction_count(keeper.executor.address)
+    latest = (await w3.eth.get_block("latest"))["timestamp"]
+    agg = dc.contract("MockAggregator", dep.aggregators["WETH"])
+    stale = latest - 26 * 3_600  # past the 25 h max age
+    await agg.functions.updateRoundData(2_700 * 10**8, stale, stale).transact({"from": dep.deployer})
+    with caplog.at_level("WARNING", logger="keeper"):
+        report = await keeper.step()
+    assert report.outcomes == [] and report.below_one == 1
+    assert any("oracle price of WETH is untrusted" in r.getMessage() for r in caplog.records)
+    await agg.functions.updateAnswer(0).transact({"from": dep.deployer})  # AaveOracle refuses a zero answer
+    with pytest.raises(TransientError):
+        await keeper.step()
+    assert await w3.eth.get_transaction_count(keeper.executor.address) == nonce
+    assert journal.counts() == {}
