@@ -172,6 +172,8 @@ class Settings:
     perps: PerpsSettings | None = None
     multicall3: str = MULTICALL3
     """Multicall3 (the same address on most chains; set it for a local chain)."""
+    ws_url: Secret | None = None
+    """KEEPER_WS_URL (or a ws(s):// KEEPER_RPC_URL): newHeads subscription that wakes the loop."""
     private_key: Secret | None = None
     address: str | None = None
     """The keeper's address: from the key, or KEEPER_ADDRESS for a key-less dry run."""
@@ -332,6 +334,9 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
             errors.append("KEEPER_RPC_URL: expected an http(s):// or ws(s):// URL, or several comma-separated")
         elif len(urls) > 1 and any(u.startswith(("ws://", "wss://")) for u in urls):
             errors.append("KEEPER_RPC_URL: several endpoints (failover) must all be http(s)://")
+    ws_url = env.get("KEEPER_WS_URL") or (str(rpc_url) if str(rpc_url or "").startswith(("ws://", "wss://")) else "")
+    if ws_url and not re.match(r"^wss?://", ws_url):
+        errors.append("KEEPER_WS_URL: expected a ws(s):// URL")
 
     aave = _aave(data.get("aave"), where, errors)
     comets = _comets(data.get("comet"), where, errors)
@@ -412,6 +417,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         network=str(data.get("network", path.stem)),
         chain_id=int(chain_id),
         rpc_url=Secret(str(rpc_url)),
+        ws_url=Secret(ws_url) if ws_url else None,
         aave=aave,
         comets=comets,
         perps=perps,

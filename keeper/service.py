@@ -26,6 +26,7 @@ from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
 from keeper.execution.executor import Executor, TxResult
 from keeper.execution.journal import ActionKey, Checkpoints
+from keeper.heads import HeadSubscription
 from keeper.markets import Watch, build_watches, decision_log, log_decision, usd
 from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous, subject
 
@@ -91,6 +92,9 @@ class Keeper:
         self.report = report or (lambda line: None)
         self.checkpoints = checkpoints
         """Where discovery resumes from after a restart (None: rescan from each start_block)."""
+        self.ws_url = settings.ws_url.value if settings.ws_url else ""
+        """newHeads over WebSocket wake the loop (polling remains the fallback)."""
+        self.heads: HeadSubscription | None = None
         self.background = False
         """Execute beside the loop (`keeper run`): a block's decisions never wait for the previous
         block's confirmations. Off, step() returns with its outcomes (tests, the demo)."""
@@ -488,12 +492,17 @@ class Keeper:
     async def run(self, *, blocks: int | None = None) -> None:
         """Poll for new blocks until cancelled (or `blocks` blocks have been processed). Start-up
         (discovery) runs inside the loop, so a transient RPC failure there is retried too."""
+        listener = None
+        if self.ws_url:
+            self.heads = HeadSubscription(self.ws_url)
+            listener = asyncio.create_task(self.heads.run(), name="keeper-new-heads")
         try:
             await self._loop(blocks)
             await self.drain()  # `--blocks N`: what was decided is executed before returning
         finally:
-            if self._worker is not None and not self._worker.done():
-                self._worker.cancel()
+            for task in (self._worker, listener):
+                if task is not None and not task.done():
+                    task.cancel()
 
     async def _loop(self, blocks: int | None) -> None:
         done = 0
@@ -524,4 +533,7 @@ class Keeper:
                 log.exception("unexpected error in the keeper loop (%d in a row)", failures)
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 raise FatalError(f"{failures} consecutive failed blocks: stopping (see the log above)")
-            await asyncio.sleep(self.settings.poll_interval_s)
+            if self.heads is not None:
+                await self.heads.wait(self.settings.poll_interval_s)
+            else:
+                await asyncio.sleep(self.settings.poll_interval_s)

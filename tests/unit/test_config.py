@@ -223,3 +223,13 @@ def test_oracle_heartbeats_and_reference(tmp_path, env):
         load_settings(write(tmp_path, bad))
     assert "[oracle.heartbeats]: expected a table" in str(e.value)
     assert "reference_url: expected an http" in str(e.value)
+
+
+def test_ws_url_for_new_heads(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    env.setenv("KEEPER_WS_URL", "ws://127.0.0.1:8545")
+    s = load_settings(write(tmp_path, GOOD))
+    assert s.ws_url is not None and s.ws_url.value == "ws://127.0.0.1:8545" and "8545" not in repr(s)
+    env.setenv("KEEPER_WS_URL", "http://127.0.0.1:8545")
+    with pytest.raises(ConfigError, match="KEEPER_WS_URL: expected a ws"):
+        load_settings(write(tmp_path, GOOD))
