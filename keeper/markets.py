@@ -61,6 +61,8 @@ class Watch(ABC):
     protocol: str
     address: str
     """The contract whose events name the accounts to re-read."""
+    adapter: Any
+    """The protocol adapter (keeper/protocols/): reads, decoding and calldata."""
     plans_without_candidates = False
     """Plan liquidation-side actions even when no account is below 1 (Comet: buy collateral)."""
     price_scale = 10**8
@@ -100,18 +102,20 @@ class Watch(ABC):
     def loaded(self) -> bool:
         return self.book is not None
 
-    @abstractmethod
-    def topic0s(self) -> list[bytes]: ...
+    def topic0s(self) -> list[bytes]:
+        """topic0 of every event that names an account whose position changed."""
+        return list(self.adapter.topic0s())
 
     def discovery_seed(self) -> set[str]:
         """Accounts watched whether or not an event names them (the protected ones)."""
         return set(self.settings.protect.accounts)
 
-    @abstractmethod
-    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]: ...
+    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
+        return set(self.adapter.users_from_logs(logs))
 
-    @abstractmethod
-    def market_calls(self) -> list[Call]: ...
+    def market_calls(self) -> list[Call]:
+        """The market's per-block reads (batched by the service with every other market's)."""
+        return list(self.adapter.market_calls())
 
     @abstractmethod
     def decode_market(self, results: Sequence[bytes | None], head: Head) -> None: ...
@@ -347,10 +351,29 @@ def _ratio(x: float | None) -> str:
     return "?" if x is None else ("inf" if x == float("inf") else f"{x:.4f}")
 
 
+class LendingWatch(Watch):
+    """A lending market: its adapter decodes one block's `market`, whose `arrays()` feed the book."""
+
+    market: Any
+
+    def decode_market(self, results: Sequence[bytes | None], head: Head) -> None:
+        assert self.book is not None
+        self.market = self.adapter.decode_market(results, head.number, head.timestamp)
+        self.block = head.number
+        self.book.set_market(self.market.arrays())
+
+    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[Any]:
+        return list(await self.adapter.read_positions(chain, users, block, full=self.settings.protect.accounts))
+
+    def feeds(self) -> tuple[FeedRound | None, ...]:
+        assert self.market is not None
+        return tuple(self.market.feeds)
+
+
 # ---------------------------------------------------------------------------- Aave v3
 
 
-class AaveWatch(Watch):
+class AaveWatch(LendingWatch):
     protocol = aave_v3.NAME
 
     def __init__(self, settings: Settings, keeper_address: str):
@@ -379,28 +402,6 @@ class AaveWatch(Watch):
     @property
     def symbols(self) -> tuple[str, ...]:
         return tuple(r.symbol for r in self.adapter.reserves)
-
-    def topic0s(self) -> list[bytes]:
-        return [bytes.fromhex(t[2:]) for t in self.adapter.log_topics()[0]]
-
-    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
-        return self.adapter.users_from_logs(logs)
-
-    def market_calls(self) -> list[Call]:
-        return self.adapter.market_calls()
-
-    def decode_market(self, results: Sequence[bytes | None], head: Head) -> None:
-        assert self.book is not None
-        self.market = self.adapter.decode_market(results, head.number, head.timestamp)
-        self.block = head.number
-        self.book.set_market(self.market.arrays())
-
-    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[aave_v3.Position]:
-        return await self.adapter.read_positions(chain, users, block, full=self.settings.protect.accounts)
-
-    def feeds(self) -> tuple[FeedRound | None, ...]:
-        assert self.market is not None
-        return self.market.feeds
 
     def price(self, column: int) -> int:
         assert self.market is not None
@@ -472,7 +473,7 @@ class AaveWatch(Watch):
 # ---------------------------------------------------------------------------- Compound v3
 
 
-class CometWatch(Watch):
+class CometWatch(LendingWatch):
     protocol = comet.NAME
     plans_without_candidates = True
 
@@ -510,28 +511,6 @@ class CometWatch(Watch):
         s = self.adapter.static or self._static
         assert s is not None
         return (s.base_symbol, *s.symbols)
-
-    def topic0s(self) -> list[bytes]:
-        return self.adapter.topic0s()
-
-    def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
-        return self.adapter.users_from_logs(logs)
-
-    def market_calls(self) -> list[Call]:
-        return self.adapter.market_calls()
-
-    def decode_market(self, results: Sequence[bytes | None], head: Head) -> None:
-        assert self.book is not None
-        self.market = self.adapter.decode_market(results, head.number, head.timestamp)
-        self.block = head.number
-        self.book.set_market(self.market.arrays())
-
-    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[comet.CometPosition]:
-        return await self.adapter.read_positions(chain, users, block, full=self.settings.protect.accounts)
-
-    def feeds(self) -> tuple[FeedRound | None, ...]:
-        assert self.market is not None
-        return self.market.feeds
 
     def price(self, column: int) -> int:
         assert self.market is not None
@@ -634,17 +613,11 @@ class PerpsWatch(Watch):
     def symbols(self) -> tuple[str, ...]:
         return tuple(m.symbol for m in self.adapter.markets)
 
-    def topic0s(self) -> list[bytes]:
-        return self.adapter.topic0s()
-
     def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
         return {perps.account_key(i) for i in self.adapter.accounts_from_logs(logs)}
 
     def discovery_seed(self) -> set[str]:
         return {perps.account_key(i) for i in self.ps.accounts}
-
-    def market_calls(self) -> list[Call]:
-        return self.adapter.market_calls()
 
     def decode_market(self, results: Sequence[bytes | None], head: Head) -> None:
         assert self.book is not None

@@ -108,7 +108,6 @@ class Executor:
         self.dry_run = dry_run
         self.journal = journal if journal is not None else Journal(":memory:")
         self.nonces = NonceManager(chain, self.address, self.journal)
-        self.sent_count = 0
         self._chain_id_cache: int | None = None
         self._key: ActionKey | None = None
 
@@ -239,7 +238,6 @@ class Executor:
         self.check_caps(worst_cost)
         nonce = await self.nonces.take()
         tx_hash = await self._sign_and_send(tx, nonce, gas_limit, max_fee, tip, role)
-        self.sent_count += 1
         result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role)
         return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
 

@@ -337,8 +337,8 @@ class AaveV3:
         self.reserves: tuple[Reserve, ...] = ()
 
     # -- discovery
-    def log_topics(self) -> list[Any]:
-        return [["0x" + t.hex() for t in _EVENT_TOPIC]]
+    def topic0s(self) -> list[bytes]:
+        return list(_EVENT_TOPIC)
 
     def users_from_logs(self, logs: Iterable[dict[str, Any]]) -> set[str]:
         users: set[str] = set()

@@ -1,5 +1,7 @@
 """A self-starting anvil (from node_modules) for tests that need a real JSON-RPC node over HTTP."""
 
+import asyncio
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +16,7 @@ DEV_KEYS = {
     0: "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     9: "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 }
-__all__ = ["DEV_KEYS", "ROOT", "free_port"]
+__all__ = ["DEV_KEYS", "ROOT", "beside", "free_port", "liquidations_per_user", "mine_every", "seed_liquidatable"]
 
 
 @pytest.fixture
@@ -28,3 +30,55 @@ def anvil():
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+async def mine_every(w3, seconds: float, base_fee_wei: int | None = None) -> None:
+    """Mine a block every `seconds` (optionally at a set base fee) until cancelled."""
+    while True:
+        await asyncio.sleep(seconds)
+        if base_fee_wei is not None:
+            await w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(base_fee_wei)])
+        await w3.provider.make_request("evm_mine", [])
+
+
+@contextlib.asynccontextmanager
+async def beside(coro):
+    """Run `coro` as a task for the duration of the block; cancel it after."""
+    task = asyncio.create_task(coro)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def seed_liquidatable(dc, dep, label: str, n: int) -> list[str]:
+    """`n` accounts with 1 WETH each borrowing USDC at HF 1.2 at $3,000; at $2,300 their HF is
+    0.92 < 0.95, so one liquidation takes all of each one's debt."""
+    from eth_utils import keccak
+    from web3 import AsyncWeb3
+
+    users = [AsyncWeb3.to_checksum_address(keccak(text=f"{label} {k}")[:20]) for k in range(n)]
+    debt = [int(3_000 * 0.83 / 1.2 * 10**6)] * n
+    deployer = dep.deployer
+    await dc.send(
+        "Pool", dep.pool, "seedPositions", deployer, dep.tokens["WETH"], dep.tokens["USDC"], users, [10**18] * n, debt
+    )
+    await dc.mint(dep, "WETH", dep.a_tokens["WETH"], n * 10**18)
+    return users
+
+
+async def liquidations_per_user(w3, pool: str) -> dict[str, int]:
+    """How many LiquidationCall events each user has on the canonical chain."""
+    from web3 import AsyncWeb3
+
+    from keeper.abi import event
+
+    topic = "0x" + event("AaveV3Pool", "LiquidationCall").topic.hex()
+    found = await w3.eth.get_logs({"address": pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
+    counts: dict[str, int] = {}
+    for entry in found:
+        user = AsyncWeb3.to_checksum_address(bytes(entry["topics"][3])[-20:])
+        counts[user] = counts.get(user, 0) + 1
+    return counts

@@ -2,7 +2,6 @@
 liquidations, again and again, loses nothing and repeats nothing."""
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
@@ -12,38 +11,23 @@ import sys
 import time
 
 from eth_account import Account
-from eth_utils import keccak
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.abi import event
 from keeper.devchain import DevChain, config_toml
-from tests.anvil.conftest import DEV_KEYS, ROOT
+from tests.anvil.conftest import DEV_KEYS, ROOT, beside, liquidations_per_user, mine_every, seed_liquidatable
 
 E18, E6 = 10**18, 10**6
 USERS = 30
 KILLS = 22
 
 
-async def mine_forever(w3: AsyncWeb3, every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        await w3.provider.make_request("evm_mine", [])
-
-
 async def test_kill_9_during_a_burst_loses_nothing_and_repeats_nothing(anvil, tmp_path):
     rng = random.Random(99)
     w3 = AsyncWeb3(AsyncHTTPProvider(anvil, request_kwargs={"timeout": 60}))
     dc = DevChain(w3)
-    deployer = (await w3.eth.accounts)[0]
-    dep = await dc.deploy_market(deployer)
-    users = [AsyncWeb3.to_checksum_address(keccak(text=f"faulty user {k}")[:20]) for k in range(USERS)]
-    # 1 WETH each, HF 1.2 at $3,000; then WETH at $2,300: HF 0.92 < 0.95, so one liquidation takes all the debt
-    debt = [int(3_000 * 0.83 / 1.2 * E6)] * USERS
-    await dc.send(
-        "Pool", dep.pool, "seedPositions", deployer, dep.tokens["WETH"], dep.tokens["USDC"], users, [E18] * USERS, debt
-    )
-    await dc.mint(dep, "WETH", dep.a_tokens["WETH"], USERS * E18)
+    dep = await dc.deploy_market((await w3.eth.accounts)[0])
+    users = await seed_liquidatable(dc, dep, "faulty user", USERS)
     keeper = Account.from_key(DEV_KEYS[9]).address
     await dc.mint(dep, "USDC", keeper, 200_000 * E6)
     await dc.set_price(dep, "WETH", 2_300.0)
@@ -59,9 +43,8 @@ async def test_kill_9_during_a_burst_loses_nothing_and_repeats_nothing(anvil, tm
     }
     # transactions wait for the next block (no automine): a kill often lands between send and receipt
     await w3.provider.make_request("evm_setAutomine", [False])
-    miner = asyncio.create_task(mine_forever(w3, 0.25))
     logs = []
-    try:
+    async with beside(mine_every(w3, 0.25)):
         kills_in_flight = 0
         for k in range(KILLS + 1):
             log_file = tmp_path / f"run-{k}.log"
@@ -89,21 +72,12 @@ async def test_kill_9_during_a_burst_loses_nothing_and_repeats_nothing(anvil, tm
         recovered = sum("left in flight by a previous run" in text for text in logs)
         print(f"{kills_in_flight} runs killed, {recovered} restarts settled a transaction left in flight")
         assert recovered >= 1  # the crash window that matters was hit
-    finally:
-        miner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await miner
 
     for text in logs:  # the keeper's own output never shows its key
         assert DEV_KEYS[9][2:] not in text.lower()
 
     # every account liquidated exactly once, and nothing left over
-    topic = "0x" + event("AaveV3Pool", "LiquidationCall").topic.hex()
-    found = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
-    per_user: dict[str, int] = {}
-    for entry in found:
-        user = AsyncWeb3.to_checksum_address(bytes(entry["topics"][3])[-20:])
-        per_user[user] = per_user.get(user, 0) + 1
+    per_user = await liquidations_per_user(w3, dep.pool)
     assert per_user == {u: 1 for u in users}, (per_user, logs[-1][-2_000:])
     pool = dc.contract("Pool", dep.pool)
     for u in users:

@@ -2,7 +2,6 @@
 socket, the subscription reconnects and polling covers the gaps: no block is missed."""
 
 import asyncio
-import contextlib
 import dataclasses
 
 import aiohttp
@@ -16,7 +15,7 @@ from keeper.demo import make_settings
 from keeper.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.service import Keeper
-from tests.anvil.conftest import DEV_KEYS, free_port
+from tests.anvil.conftest import DEV_KEYS, beside, free_port, mine_every
 
 
 async def keeper_on(anvil: str, ws_url: str, poll_interval_s: float):
@@ -32,23 +31,12 @@ async def keeper_on(anvil: str, ws_url: str, poll_interval_s: float):
     return w3, keeper
 
 
-async def mine_every(w3, seconds: float) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        await w3.provider.make_request("evm_mine", [])
-
-
 async def test_new_heads_drive_the_loop(anvil):
     w3, keeper = await keeper_on(anvil, anvil.replace("http://", "ws://"), poll_interval_s=60.0)
     await keeper.start()
-    miner = asyncio.create_task(mine_every(w3, 0.3))
-    try:
+    async with beside(mine_every(w3, 0.3)):
         # with a 60 s polling interval, 5 blocks in under 20 s can only come from the subscription
         await asyncio.wait_for(keeper.run(blocks=5), timeout=20)
-    finally:
-        miner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await miner
     assert keeper.heads is not None and keeper.heads.heads >= 4
 
 
@@ -87,13 +75,10 @@ async def test_a_cut_socket_reconnects_and_no_block_is_missed(anvil):
     w3, keeper = await keeper_on(anvil, f"ws://127.0.0.1:{port}/", poll_interval_s=0.5)
     await keeper.start()
     first = keeper.last_block
-    miner = asyncio.create_task(mine_every(w3, 0.25))
     try:
-        await asyncio.wait_for(keeper.run(blocks=12), timeout=60)
+        async with beside(mine_every(w3, 0.25)):
+            await asyncio.wait_for(keeper.run(blocks=12), timeout=60)
     finally:
-        miner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await miner
         await runner.cleanup()
     assert cuts >= 2 and keeper.heads is not None and keeper.heads.reconnects >= 2
     # every block since start-up was processed: logs were scanned over contiguous ranges

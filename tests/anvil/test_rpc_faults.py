@@ -4,18 +4,15 @@ liquidates every liquidatable account, each exactly once, within a bounded numbe
 And endpoints that disagree on the chain stop the keeper before it acts."""
 
 import asyncio
-import contextlib
 import random
 
 import aiohttp
 import pytest
 from aiohttp import web
 from eth_account import Account
-from eth_utils import keccak
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.abi import event
 from keeper.chain import Chain
 from keeper.demo import make_settings
 from keeper.devchain import DevChain
@@ -24,7 +21,7 @@ from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
 from keeper.rpc import FailoverProvider
 from keeper.service import Keeper
-from tests.anvil.conftest import DEV_KEYS, free_port
+from tests.anvil.conftest import DEV_KEYS, beside, free_port, liquidations_per_user, mine_every, seed_liquidatable
 
 E18, E6 = 10**18, 10**6
 USERS = 8
@@ -83,14 +80,8 @@ class FaultyProxy:
 async def deploy(anvil: str):
     w3 = AsyncWeb3(AsyncHTTPProvider(anvil, request_kwargs={"timeout": 60}))
     dc = DevChain(w3)
-    deployer = (await w3.eth.accounts)[0]
-    dep = await dc.deploy_market(deployer)
-    users = [AsyncWeb3.to_checksum_address(keccak(text=f"rpc fault user {k}")[:20]) for k in range(USERS)]
-    debt = [int(3_000 * 0.83 / 1.2 * E6)] * USERS
-    await dc.send(
-        "Pool", dep.pool, "seedPositions", deployer, dep.tokens["WETH"], dep.tokens["USDC"], users, [E18] * USERS, debt
-    )
-    await dc.mint(dep, "WETH", dep.a_tokens["WETH"], USERS * E18)
+    dep = await dc.deploy_market((await w3.eth.accounts)[0])
+    users = await seed_liquidatable(dc, dep, "rpc fault user", USERS)
     keeper = Account.from_key(DEV_KEYS[9]).address
     await dc.mint(dep, "USDC", keeper, 100_000 * E6)
     await dc.approve(dep, "USDC", keeper, dep.pool, 10**30)
@@ -117,29 +108,16 @@ async def test_every_account_handled_through_faulty_endpoints(anvil, tmp_path):
     started = [await p.start() for p in proxies]
     keeper = keeper_over([url for _, url in started], dep, await w3.eth.chain_id, tmp_path)
 
-    async def miner():
-        while True:
-            await asyncio.sleep(0.3)
-            await w3.provider.make_request("evm_mine", [])
-
-    mining = asyncio.create_task(miner())
     try:
-        await dc.set_price(dep, "WETH", 2_300.0)  # HF 0.92: each account fully liquidatable once
-        await asyncio.wait_for(keeper.run(blocks=30), timeout=150)
+        async with beside(mine_every(w3, 0.3)):
+            await dc.set_price(dep, "WETH", 2_300.0)  # HF 0.92: each account fully liquidatable once
+            await asyncio.wait_for(keeper.run(blocks=30), timeout=150)
     finally:
-        mining.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await mining
         for p, (runner, _) in zip(proxies, started, strict=True):
             await p.stop(runner)
     injected = sum(sum(v for k, v in p.faults.items() if k != "ok") for p in proxies)
     assert injected >= 20, [p.faults for p in proxies]
-    topic = "0x" + event("AaveV3Pool", "LiquidationCall").topic.hex()
-    found = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})
-    per_user: dict[str, int] = {}
-    for entry in found:
-        user = AsyncWeb3.to_checksum_address(bytes(entry["topics"][3])[-20:])
-        per_user[user] = per_user.get(user, 0) + 1
+    per_user = await liquidations_per_user(w3, dep.pool)
     assert per_user == {u: 1 for u in users}, per_user
 
 
