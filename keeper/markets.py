@@ -15,10 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
+import numpy as np
 from eth_utils import to_checksum_address
 
 from keeper.abi import fn
-from keeper.book import Book, Snapshot
+from keeper.book import SCREEN_MARGIN, Book, Snapshot
 from keeper.chain import Call, Chain, Head
 from keeper.config import CometSettings, PerpsSettings, ProtectSettings, Settings
 from keeper.errors import ConfigError
@@ -255,11 +256,13 @@ class Watch(ABC):
             actions.append(action)
 
         protected = set(self.settings.protect.accounts)
-        mask = snap.health.health_factor < self.screen_below() * (1.0 + 1e-9)  # the strategy decides exactly
+        # screening in float, widened by the book's index tolerance; the strategy decides exactly
+        below = np.flatnonzero(snap.health.health_factor < self.screen_below() * (1.0 + SCREEN_MARGIN))
         candidates = []
-        for user, below in zip(snap.users, mask, strict=True):
+        for k in below:
+            user = snap.users[k]
             pos = self.book.positions[user]
-            if not below or user in protected or pos.emode:
+            if user in protected or pos.emode:
                 continue
             if reasons := self.exposure(pos):
                 log_decision(
@@ -673,7 +676,7 @@ class PerpsWatch(Watch):
 
     async def confirm(self, chain: Chain, head: Head, snap: Snapshot) -> bool:
         assert self.book is not None
-        near = {u for u, hf in zip(snap.users, snap.health.health_factor, strict=True) if hf < self.CONFIRM_BELOW}
+        near = {snap.users[k] for k in np.flatnonzero(snap.health.health_factor < self.CONFIRM_BELOW)}
         watched = {perps.account_key(i) for i in self.ps.accounts} & set(self.book.positions)
         users = sorted(near | watched)
         if not users:
