@@ -13,10 +13,9 @@ import argparse
 import math
 import time
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
-
-from dataclasses import replace
 
 from keeper.book import Book
 from keeper.risk.health import MarketArrays, health

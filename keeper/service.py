@@ -24,7 +24,7 @@ from keeper.abi import fn, word
 from keeper.chain import Call, Chain, Head
 from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
-from keeper.execution.executor import Executor, TxResult
+from keeper.execution.executor import Executor, Planned, TxResult
 from keeper.execution.journal import ActionKey, Checkpoints
 from keeper.heads import HeadSubscription
 from keeper.markets import Watch, build_watches, decision_log, log_decision, usd
@@ -281,9 +281,29 @@ class Keeper:
 
     # ------------------------------------------------------------------ execution beside the loop
     async def _run_actions(self, head: Head, w: Watch, actions: list[Action]) -> list[Outcome]:
-        """One market's actions of one block, in order; an action planned on the state its
-        predecessor leaves (a purchase after its absorb, a settlement after its order) is not
-        attempted when that one was not sent."""
+        """One market's actions of one block. Actions that stand alone go out in one burst
+        (`Executor.burst`: sequential nonces, no receipt awaited in between); a chain of actions
+        planned on the state its first one leaves (an absorb and its purchases, an order and its
+        settlement) runs in order afterwards, and the rest of a chain is not attempted when its
+        first action was not sent. Outcomes come back in the order of `actions`."""
+        chains: list[list[int]] = []
+        for k, action in enumerate(actions):
+            if depends_on_previous(action) and chains:
+                chains[-1].append(k)
+            else:
+                chains.append([k])
+        alone = [c[0] for c in chains if len(c) == 1]
+        done: dict[int, Outcome] = {}
+        if len(alone) > 1:
+            for k, out in zip(alone, await self._burst(head, w, [actions[k] for k in alone]), strict=True):
+                done[k] = out
+        for chain in chains:
+            if chain[0] not in done:
+                for k, out in zip(chain, await self._in_order(head, w, [actions[k] for k in chain]), strict=True):
+                    done[k] = out
+        return [done[k] for k in range(len(actions))]
+
+    async def _in_order(self, head: Head, w: Watch, actions: list[Action]) -> list[Outcome]:
         outcomes = []
         anchor_sent = True
         for action in actions:
@@ -452,19 +472,44 @@ class Keeper:
             self._log_outcome(w, out)
             return out
         try:
-            out.results = await self.executor.execute(
+            result: list[TxResult] | Exception = await self.executor.execute(
                 tx, approve=approve, max_gas_cost_wei=w.worth_wei(action), key=key
             )
-            if out.sent:
-                out.health_after = await w.health_after(self.chain, action)
-            else:
-                self.executor.journal.set_action(key, "simulated")
         except (SkipAction, ExecutionError, TransientError) as exc:
-            out.error = f"{type(exc).__name__}: {exc}"
+            result = exc
+        return await self._finish(w, out, key, result)
+
+    async def _burst(self, head: Head, w: Watch, actions: list[Action]) -> list[Outcome]:
+        outs = [Outcome(head.number, w.label, a, price_scale=w.price_scale) for a in actions]
+        planned: list[tuple[Outcome, ActionKey, Planned]] = []
+        with self.executor.journal.atomic():
+            for out in outs:
+                tx, approve = w.encode(out.action)
+                key, refused = self._admit(head, w, out.action)
+                if refused:
+                    out.error = f"SkipAction: {refused}"
+                    self._log_outcome(w, out)
+                else:
+                    planned.append((out, key, Planned(tx, key, w.worth_wei(out.action), approve)))
+        results = await self.executor.burst([p for _, _, p in planned])
+        for (out, key, _), result in zip(planned, results, strict=True):
+            await self._finish(w, out, key, result)
+        return outs
+
+    async def _finish(self, w: Watch, out: Outcome, key: ActionKey, result: list[TxResult] | Exception) -> Outcome:
+        """Record what became of an action: its transactions, or why it did not go ahead."""
+        if isinstance(result, SkipAction | ExecutionError | TransientError):
+            out.error = f"{type(result).__name__}: {result}"
             if self.executor.journal.action_state(key) in ("decided", "simulated"):
                 self.executor.journal.set_action(key, "skipped", out.error)
-        except FatalError:
-            raise
+        elif isinstance(result, Exception):
+            raise result
+        else:
+            out.results = result
+            if out.sent:
+                out.health_after = await w.health_after(self.chain, out.action)
+            else:
+                self.executor.journal.set_action(key, "simulated")
         out.gas_cost_base = w.gas_cost(sum(r.gas_cost_wei for r in out.results))
         self._log_outcome(w, out)
         return out

@@ -23,13 +23,14 @@ from eth_utils import to_checksum_address
 from web3.exceptions import ProviderConnectionError, TimeExhausted, TransactionNotFound, Web3Exception
 
 from keeper.abi import fn
-from keeper.chain import Chain, is_revert, revert_text
+from keeper.chain import Chain, Head, is_revert, revert_text
 from keeper.config import ExecutionSettings
 from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.journal import ActionKey, Journal
 
 log = logging.getLogger("keeper.execution")
 GWEI = 10**9
+DRY_RUN_NOTE = "dry-run: simulated, not sent"
 ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 
 
@@ -41,6 +42,21 @@ class TxRequest:
     data: bytes
     description: str
     value: int = 0
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One action's transaction in a burst."""
+
+    tx: TxRequest
+    key: ActionKey | None = None
+    max_gas_cost_wei: int | None = None
+    """What the action is worth in gas (None: no bound beyond the caps)."""
+    approve: tuple[str, str, int] | None = None
+    """(token, spender, amount) the action needs approved first."""
+
+
+Outcomes = list["list[TxResult] | Exception"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,11 @@ class NonceManager:
     def resync(self) -> None:
         self._next = None
 
+    def give_back(self, nonce: int) -> None:
+        """Nonces from `nonce` up were taken but never reached a node: hand them out again."""
+        if self._next is not None and nonce < self._next:
+            self._next = nonce
+
 
 class Executor:
     def __init__(
@@ -109,7 +130,10 @@ class Executor:
         self.journal = journal if journal is not None else Journal(":memory:")
         self.nonces = NonceManager(chain, self.address, self.journal)
         self._chain_id_cache: int | None = None
-        self._key: ActionKey | None = None
+        self._poll_lock = asyncio.Lock()
+        self._polled: tuple[float, Head, int] | None = None
+        self.accepted: list[tuple[str, float]] = []
+        """(hash, perf_counter) of the latest transactions a node accepted (benchmarks, metrics)."""
 
     # ------------------------------------------------------------------ switches and caps
     def kill_switch(self) -> str | None:
@@ -192,14 +216,14 @@ class Executor:
         needs one). Raises SkipAction if the simulation reverts, a cap is hit, or the estimated gas
         cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth).
         With a `key`, every step is journaled under it."""
-        self._key = key
-        try:
-            return await self._execute(tx, approve, max_gas_cost_wei)
-        finally:
-            self._key = None
+        return await self._execute(tx, approve, max_gas_cost_wei, key)
 
     async def _execute(
-        self, tx: TxRequest, approve: tuple[str, str, int] | None, max_gas_cost_wei: int | None
+        self,
+        tx: TxRequest,
+        approve: tuple[str, str, int] | None,
+        max_gas_cost_wei: int | None,
+        key: ActionKey | None,
     ) -> list[TxResult]:
         results: list[TxResult] = []
         if approve is not None:
@@ -212,14 +236,33 @@ class Executor:
                             tx.description, sent=False, note="dry-run: not simulated, the Pool has no allowance yet"
                         ),
                     ]
-                results.append(await self._send(approval, role="approval"))
-        results.append(await self._send(tx, max_gas_cost_wei))
+                results.append(await self._send(approval, key=key, role="approval"))
+        results.append(await self._send(tx, max_gas_cost_wei, key=key))
         return results
 
-    async def _send(self, tx: TxRequest, max_gas_cost_wei: int | None = None, role: str = "action") -> TxResult:
+    async def _send(
+        self, tx: TxRequest, max_gas_cost_wei: int | None = None, *, key: ActionKey | None, role: str = "action"
+    ) -> TxResult:
         gas_estimate = await self.simulate(tx)
-        gas_limit = int(gas_estimate * self.settings.gas_limit_multiplier)
         max_fee, tip, base_fee = await self.fees()
+        gas_limit = self._check_cost(tx, gas_estimate, (max_fee, tip, base_fee), max_gas_cost_wei)
+        if self.dry_run:
+            log.info("dry-run: would send %s (gas %d, max fee %.2f gwei)", tx.description, gas_limit, max_fee / GWEI)
+            return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note=DRY_RUN_NOTE)
+        self.check_caps(gas_limit * max_fee)
+        nonce = await self.nonces.take()
+        tx_hash, raw = await self._sign(tx, nonce, gas_limit, max_fee, tip, role, key)
+        await self._broadcast(tx, tx_hash, raw, role, key)
+        result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role, key)
+        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
+
+    def _check_cost(
+        self, tx: TxRequest, gas_estimate: int, fees: tuple[int, int, int], max_gas_cost_wei: int | None
+    ) -> int:
+        """The gas limit; SkipAction when the expected cost exceeds what the action is worth or
+        the worst case exceeds the per-transaction cap."""
+        max_fee, tip, base_fee = fees
+        gas_limit = int(gas_estimate * self.settings.gas_limit_multiplier)
         expected_cost = gas_estimate * min(max_fee, base_fee + tip)
         if max_gas_cost_wei is not None and expected_cost > max_gas_cost_wei:
             raise SkipAction(
@@ -232,17 +275,12 @@ class Executor:
                 f"{tx.description}: worst-case gas cost {worst_cost / 1e18:.5f} exceeds "
                 f"max_gas_spend_native {self.settings.max_gas_spend_native}"
             )
-        if self.dry_run:
-            log.info("dry-run: would send %s (gas %d, max fee %.2f gwei)", tx.description, gas_limit, max_fee / GWEI)
-            return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note="dry-run: simulated, not sent")
-        self.check_caps(worst_cost)
-        nonce = await self.nonces.take()
-        tx_hash = await self._sign_and_send(tx, nonce, gas_limit, max_fee, tip, role)
-        result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role)
-        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
+        return gas_limit
 
-    async def _sign_and_send(self, tx: TxRequest, nonce: int, gas_limit: int, max_fee: int, tip: int, role: str) -> str:
-        """Sign, journal (before it leaves: a crash from here on finds it and rebroadcasts it), send."""
+    async def _sign(
+        self, tx: TxRequest, nonce: int, gas_limit: int, max_fee: int, tip: int, role: str, key: ActionKey | None
+    ) -> tuple[str, bytes]:
+        """Sign and journal (before it leaves: a crash from here on finds it and rebroadcasts it)."""
         assert self._signer is not None
         signed = self._signer.sign_transaction(
             {
@@ -258,14 +296,21 @@ class Executor:
             }
         )
         tx_hash = "0x" + bytes(signed.hash).hex()
-        self.journal.add_tx(
-            self._key, tx_hash, nonce, bytes(signed.raw_transaction), tx.description, max_fee, gas_limit, role
-        )
-        if self._key is not None and role == "action":
-            self.journal.set_action(self._key, "signed")
+        raw = bytes(signed.raw_transaction)
+        with self.journal.atomic():
+            self.journal.add_tx(key, tx_hash, nonce, raw, tx.description, max_fee, gas_limit, role)
+            if key is not None and role == "action":
+                self.journal.set_action(key, "signed")
+        return tx_hash, raw
+
+    async def _broadcast(
+        self, tx: TxRequest, tx_hash: str, raw: bytes, role: str, key: ActionKey | None, *, resync: bool = True
+    ) -> None:
+        """Send a journaled transaction. ExecutionError when the node refuses it (it is then
+        marked dropped); an unacknowledged send counts as out (tracking settles it)."""
         try:
             self.chain.requests += 1
-            await self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
+            await self.chain.w3.eth.send_raw_transaction(raw)
         except (TimeoutError, Web3Exception, OSError, ValueError) as exc:
             if isinstance(exc, OSError | asyncio.TimeoutError | ProviderConnectionError):
                 # the send may or may not have reached a node: treat it as out; tracking finds the
@@ -273,16 +318,22 @@ class Executor:
                 log.warning("%s: sending %s was not acknowledged (%s); tracking it", tx.description, tx_hash, exc)
             elif not ALREADY_KNOWN.search(str(exc)):
                 self.journal.set_tx(tx_hash, "dropped")
+                if key is not None and role == "action":
+                    self.journal.set_action(key, "dropped", str(exc))
                 if role in ("replacement", "cancel"):
                     raise  # the caller decides (e.g. nonce too low: an earlier version was mined)
-                self.nonces.resync()
+                if resync:  # (a burst settles its own nonces)
+                    self.nonces.resync()
                 raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
             else:
                 log.info("%s: the node already knows %s (a retried send): it is out", tx.description, tx_hash)
-        self.journal.set_tx(tx_hash, "sent")
-        if self._key is not None and role == "action":
-            self.journal.set_action(self._key, "sent")
-        return tx_hash
+        self._polled = None
+        self.accepted.append((tx_hash, time.perf_counter()))
+        del self.accepted[:-1000]
+        with self.journal.atomic():
+            self.journal.set_tx(tx_hash, "sent")
+            if key is not None and role == "action":
+                self.journal.set_action(key, "sent")
 
     async def _receipt(self, tx_hash: str) -> Any:
         self.chain.requests += 1
@@ -295,7 +346,15 @@ class Executor:
             return None
 
     async def _track(
-        self, tx: TxRequest, nonce: int, gas_limit: int, max_fee: int, tip: int, first_hash: str, role: str
+        self,
+        tx: TxRequest,
+        nonce: int,
+        gas_limit: int,
+        max_fee: int,
+        tip: int,
+        first_hash: str,
+        role: str,
+        key: ActionKey | None,
     ) -> TxResult:
         """Wait for one version of this nonce to be mined. A transaction not mined within
         `replace_after_blocks` blocks (stuck under a base-fee spike, or dropped from the mempool)
@@ -304,20 +363,21 @@ class Executor:
         action is no longer needed (it would revert: someone else liquidated the account) the
         nonce is cancelled instead, with a 0-value transfer to the keeper itself."""
         versions = [first_hash]
-        action_key = self._key if role == "action" else None
+        action_key = key if role == "action" else None
         cap = int(self.settings.max_fee_gwei * GWEI)
-        sent_at = (await self.chain.head()).number
+        head, mined = await self._poll()
+        sent_at = head.number
         deadline = time.monotonic() + self.settings.receipt_timeout_s
         current, cancelled = tx, False
         while True:
-            for h in reversed(versions):
+            for h in reversed(versions) if mined > nonce else ():
                 receipt = await self._receipt(h)
                 if receipt is not None:
                     for other in versions:
                         if other != h:
                             self.journal.set_tx(other, "replaced")
-                    key = None if cancelled else action_key
-                    result = self._settle(receipt, h, current.description, max_fee, key)
+                    settle_key = None if cancelled else action_key
+                    result = self._settle(receipt, h, current.description, max_fee, settle_key)
                     if cancelled:
                         if action_key is not None:
                             self.journal.set_action(action_key, "cancelled")
@@ -329,7 +389,6 @@ class Executor:
                 raise ExecutionError(
                     f"{tx.description}: no receipt for {', '.join(versions)} within {self.settings.receipt_timeout_s}s"
                 )
-            head = await self.chain.head()
             if head.number - sent_at >= self.settings.replace_after_blocks:
                 sent_at = head.number
                 bumped_tip = tip * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1
@@ -354,9 +413,10 @@ class Executor:
                             cancelled, gas_limit = True, 21_000
                     new_role = "cancel" if cancelled else ("replacement" if role == "action" else role)
                     try:
-                        new_hash = await self._sign_and_send(
-                            current, nonce, gas_limit, bumped_fee, bumped_tip, new_role
+                        new_hash, raw = await self._sign(
+                            current, nonce, gas_limit, bumped_fee, bumped_tip, new_role, key
                         )
+                        await self._broadcast(current, new_hash, raw, new_role, key)
                         versions.append(new_hash)
                         max_fee, tip = bumped_fee, bumped_tip
                         log.warning(
@@ -365,6 +425,19 @@ class Executor:
                     except (Web3Exception, OSError, ValueError) as exc:
                         log.info("replacement of nonce %d refused (%s): an earlier version may be mined", nonce, exc)
             await asyncio.sleep(self.settings.receipt_poll_s)
+            head, mined = await self._poll()
+
+    async def _poll(self) -> tuple[Head, int]:
+        """The head and how many of the keeper's transactions it includes (its nonce there), read
+        once for every transaction being tracked (a burst tracks many); receipts are asked for only
+        once the nonce count passes theirs. Fresh after every broadcast."""
+        async with self._poll_lock:
+            if self._polled is None or time.monotonic() - self._polled[0] >= self.settings.receipt_poll_s / 2:
+                head = await self.chain.head()
+                self.chain.requests += 1
+                mined = int(await self.chain.w3.eth.get_transaction_count(self.address, head.number))
+                self._polled = (time.monotonic(), head, mined)
+            return self._polled[1], self._polled[2]
 
     def _settle(self, receipt: Any, tx_hash: str, description: str, max_fee: int, action_key: Any) -> TxResult:
         result = TxResult(
@@ -400,6 +473,165 @@ class Executor:
         if result.status != 1:
             raise ExecutionError(f"{description} reverted on chain in {tx_hash}")
         return result
+
+    # ------------------------------------------------------------------ bursts
+    async def burst(self, planned: list[Planned]) -> Outcomes:
+        """Independent actions of one block, sent together instead of one receipt at a time.
+
+        Approvals they need are summed per (token, spender) and sent (and awaited) first, one per
+        pair. Then every action is simulated concurrently, checked against what it is worth and
+        against the caps (cumulatively: the burst counts as it goes), signed with sequential
+        nonces and journaled in one commit, broadcast concurrently, and tracked concurrently (one
+        head + nonce poll for all of them). A nonce the node refused leaves a gap that would hold
+        every later one: it is filled with a 0-value transfer to the keeper; refused nonces at the
+        end are given back to the nonce counter. Returns, per action, its results or the
+        exception that stopped it (SkipAction, ExecutionError, TransientError)."""
+        out: list[list[TxResult] | Exception | None] = [None] * len(planned)
+        blocked = await self._burst_approvals(planned, out)
+        todo = [i for i in range(len(planned)) if out[i] is None and i not in blocked]
+        try:
+            fees = await self.fees()
+        except (SkipAction, TransientError) as exc:
+            return [exc if o is None else o for o in out]
+        sims = await asyncio.gather(*(self.simulate(planned[i].tx) for i in todo), return_exceptions=True)
+        ready: list[tuple[int, int, int]] = []  # (index, gas estimate, gas limit)
+        for i, sim in zip(todo, sims, strict=True):
+            if isinstance(sim, BaseException):
+                if not isinstance(sim, SkipAction | TransientError | ExecutionError):
+                    raise sim
+                out[i] = sim
+                continue
+            try:
+                gas_limit = self._check_cost(planned[i].tx, sim, fees, planned[i].max_gas_cost_wei)
+            except SkipAction as exc:
+                out[i] = exc
+                continue
+            if self.dry_run:
+                log.info("dry-run: would send %s (gas %d)", planned[i].tx.description, gas_limit)
+                out[i] = [TxResult(planned[i].tx.description, False, gas_estimate=sim, note=DRY_RUN_NOTE)]
+                continue
+            ready.append((i, sim, gas_limit))
+        max_fee, tip, _ = fees
+        ready = self._burst_caps(ready, max_fee, out)
+        signed: list[tuple[int, int, str, bytes]] = []  # (index, nonce, hash, raw)
+        with self.journal.atomic():
+            for i, _, gas_limit in ready:
+                nonce = await self.nonces.take()
+                tx_hash, raw = await self._sign(planned[i].tx, nonce, gas_limit, max_fee, tip, "action", planned[i].key)
+                signed.append((i, nonce, tx_hash, raw))
+        sends = await asyncio.gather(
+            *(
+                self._broadcast(planned[i].tx, h, raw, "action", planned[i].key, resync=False)
+                for i, _, h, raw in signed
+            ),
+            return_exceptions=True,
+        )
+        refused = [nonce for (_, nonce, _, _), r in zip(signed, sends, strict=True) if isinstance(r, BaseException)]
+        accepted = [nonce for (_, nonce, _, _), r in zip(signed, sends, strict=True) if r is None]
+        fillers = await self._fill_gaps(refused, max(accepted, default=-1), max_fee, tip)
+        limits = {i: (estimate, limit) for i, estimate, limit in ready}
+        tracked = [(i, nonce, h) for (i, nonce, h, _), r in zip(signed, sends, strict=True) if r is None]
+        for (i, _, _, _), r in zip(signed, sends, strict=True):
+            if isinstance(r, BaseException):
+                out[i] = r if isinstance(r, Exception) else ExecutionError(str(r))
+        results = await asyncio.gather(
+            *(
+                self._track(planned[i].tx, nonce, limits[i][1], max_fee, tip, h, "action", planned[i].key)
+                for i, nonce, h in tracked
+            ),
+            *fillers,
+            return_exceptions=True,
+        )
+        for (i, _, _), r in zip(tracked, results, strict=False):
+            if isinstance(r, TxResult):
+                out[i] = [TxResult(**{**r.__dict__, "gas_estimate": limits[i][0]})]
+            elif isinstance(r, SkipAction | ExecutionError | TransientError):
+                out[i] = r
+            elif isinstance(r, BaseException):
+                raise r
+        return [o if o is not None else ExecutionError("not executed") for o in out]
+
+    async def _burst_approvals(self, planned: list[Planned], out: list[Any]) -> set[int]:
+        """Send (and await) one approval per (token, spender) for the burst's total; returns the
+        actions that cannot go ahead (their entry in `out` says why)."""
+        needs: dict[tuple[str, str], list[int]] = {}
+        totals: dict[tuple[str, str], int] = {}
+        for i, p in enumerate(planned):
+            if p.approve is not None:
+                token, spender, amount = p.approve
+                needs.setdefault((token, spender), []).append(i)
+                totals[token, spender] = totals.get((token, spender), 0) + amount
+        blocked: set[int] = set()
+        for (token, spender), idx in needs.items():
+            total = totals[token, spender]
+            try:
+                approval = await self.approval_needed(token, spender, total)
+                if approval is None:
+                    continue
+                if self.dry_run:
+                    for i in idx:
+                        out[i] = [
+                            TxResult(approval.description, sent=False, note="dry-run: approval needed first"),
+                            TxResult(
+                                planned[i].tx.description, sent=False, note="dry-run: not simulated, no allowance"
+                            ),
+                        ]
+                    continue
+                await self._send(approval, key=planned[idx[0]].key, role="approval")
+            except (SkipAction, ExecutionError, TransientError) as exc:
+                for i in idx:
+                    out[i] = exc
+                blocked |= set(idx)
+        return blocked
+
+    def _burst_caps(
+        self, ready: list[tuple[int, int, int]], max_fee: int, out: list[Any]
+    ) -> list[tuple[int, int, int]]:
+        """The kill switch, daily gas budget and hourly action count, applied to the burst as a
+        whole: actions go in order until one would break a cap."""
+        if why := self.kill_switch():
+            for i, _, _ in ready:
+                out[i] = SkipAction(f"not sending: {why} (monitoring continues)")
+            return []
+        budget = int(self.settings.max_gas_spend_native_per_day * 10**18)
+        spent = self.journal.gas_spent_since(time.time() - 86_400)
+        count = self.journal.actions_sent_since(time.time() - 3_600)
+        admitted = []
+        for i, estimate, gas_limit in ready:
+            worst = gas_limit * max_fee
+            if spent + worst > budget:
+                out[i] = SkipAction(
+                    f"daily gas budget: {spent / 1e18:.5f} spent or in flight + {worst / 1e18:.5f} > "
+                    f"max_gas_spend_native_per_day {self.settings.max_gas_spend_native_per_day}"
+                )
+            elif count >= self.settings.max_actions_per_hour:
+                out[i] = SkipAction(f"max_actions_per_hour {self.settings.max_actions_per_hour} reached")
+            else:
+                spent += worst
+                count += 1
+                admitted.append((i, estimate, gas_limit))
+        return admitted
+
+    async def _fill_gaps(self, refused: list[int], highest_accepted: int, max_fee: int, tip: int) -> list[Any]:
+        """Refused nonces below an accepted one are gaps: each gets a 0-value self-transfer so
+        the accepted ones can be mined (returns their trackers). Refused nonces above every
+        accepted one go back to the counter."""
+        gaps = sorted(n for n in refused if n < highest_accepted)
+        tail = [n for n in refused if n > highest_accepted]
+        if tail:
+            self.nonces.give_back(min(tail))
+        trackers = []
+        for nonce in gaps:
+            filler = TxRequest(self.address, b"", f"fill nonce gap {nonce}")
+            try:
+                h, raw = await self._sign(filler, nonce, 21_000, max_fee, tip, "cancel", None)
+                await self._broadcast(filler, h, raw, "cancel", None, resync=False)
+            except (ExecutionError, Web3Exception, OSError, ValueError) as exc:
+                log.error("ALERT: nonce %d could not be filled (%s): later transactions wait behind it", nonce, exc)
+                continue
+            log.warning("filled the nonce gap %d left by a refused send with %s", nonce, h)
+            trackers.append(self._track(filler, nonce, 21_000, max_fee, tip, h, "cancel", None))
+        return trackers
 
     async def recover(self) -> list[TxResult]:
         """Settle what a previous run left in flight: each journaled transaction that was signed

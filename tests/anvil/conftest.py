@@ -3,10 +3,13 @@
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from keeper.devchain import free_port, start_anvil
 
@@ -16,7 +19,16 @@ DEV_KEYS = {
     0: "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     9: "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 }
-__all__ = ["DEV_KEYS", "ROOT", "beside", "free_port", "liquidations_per_user", "mine_every", "seed_liquidatable"]
+__all__ = [
+    "DEV_KEYS",
+    "ROOT",
+    "FaultyProxy",
+    "beside",
+    "free_port",
+    "liquidations_per_user",
+    "mine_every",
+    "seed_liquidatable",
+]
 
 
 @pytest.fixture
@@ -82,3 +94,72 @@ async def liquidations_per_user(w3, pool: str) -> dict[str, int]:
         user = AsyncWeb3.to_checksum_address(bytes(entry["topics"][3])[-20:])
         counts[user] = counts.get(user, 0) + 1
     return counts
+
+
+class FaultyProxy:
+    """A JSON-RPC proxy (aiohttp, loopback) in front of anvil that drops, delays past the
+    timeout, errors or garbles a share `rate` of requests; can lie about the chain id, and can
+    refuse chosen eth_sendRawTransaction calls (by their order, from 0) as a node would."""
+
+    def __init__(
+        self,
+        upstream: str,
+        rng: random.Random,
+        rate: float,
+        *,
+        chain_id_hex: str | None = None,
+        refuse_sends: frozenset[int] = frozenset(),
+    ):
+        self.upstream, self.rng, self.rate = upstream, rng, rate
+        self.chain_id_hex = chain_id_hex
+        self.refuse_sends, self.sends = refuse_sends, 0
+        self.faults = {"drop": 0, "delay": 0, "error": 0, "garble": 0, "ok": 0}
+        self.session: aiohttp.ClientSession | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if self.chain_id_hex and b'"eth_chainId"' in body:
+            rid = (await request.json())["id"]
+            return web.json_response({"jsonrpc": "2.0", "id": rid, "result": self.chain_id_hex})
+        if b'"eth_sendRawTransaction"' in body:
+            self.sends += 1
+            if self.sends - 1 in self.refuse_sends:
+                rid = (await request.json())["id"]
+                err = {"code": -32000, "message": "transaction underpriced (injected refusal)"}
+                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
+        r = self.rng.random()
+        if r < self.rate:
+            kind = self.rng.choice(["drop", "delay", "error", "garble"])
+            self.faults[kind] += 1
+            if kind == "drop":
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=502)
+            if kind == "delay":
+                await asyncio.sleep(1.5)  # past the client's 1 s timeout
+            elif kind == "error":
+                rid = (await request.json())["id"]
+                err = {"code": -32603, "message": "internal error (injected)"}
+                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
+            else:
+                return web.Response(text='{"jsonrpc": "2.0", "id": 1, "resu', content_type="application/json")
+        else:
+            self.faults["ok"] += 1
+        assert self.session is not None
+        async with self.session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as up:
+            return web.Response(body=await up.read(), content_type="application/json")
+
+    async def start(self) -> tuple[web.AppRunner, str]:
+        self.session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_post("/", self.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner, f"http://127.0.0.1:{port}/"
+
+    async def stop(self, runner: web.AppRunner) -> None:
+        await runner.cleanup()
+        if self.session:
+            await self.session.close()

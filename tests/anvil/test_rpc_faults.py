@@ -6,9 +6,7 @@ And endpoints that disagree on the chain stop the keeper before it acts."""
 import asyncio
 import random
 
-import aiohttp
 import pytest
-from aiohttp import web
 from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
@@ -21,60 +19,17 @@ from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
 from keeper.rpc import FailoverProvider
 from keeper.service import Keeper
-from tests.anvil.conftest import DEV_KEYS, beside, free_port, liquidations_per_user, mine_every, seed_liquidatable
+from tests.anvil.conftest import (
+    DEV_KEYS,
+    FaultyProxy,
+    beside,
+    liquidations_per_user,
+    mine_every,
+    seed_liquidatable,
+)
 
 E18, E6 = 10**18, 10**6
 USERS = 8
-
-
-class FaultyProxy:
-    def __init__(self, upstream: str, rng: random.Random, rate: float, *, chain_id_hex: str | None = None):
-        self.upstream, self.rng, self.rate = upstream, rng, rate
-        self.chain_id_hex = chain_id_hex
-        self.faults = {"drop": 0, "delay": 0, "error": 0, "garble": 0, "ok": 0}
-        self.session: aiohttp.ClientSession | None = None
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        if self.chain_id_hex and b'"eth_chainId"' in body:
-            rid = (await request.json())["id"]
-            return web.json_response({"jsonrpc": "2.0", "id": rid, "result": self.chain_id_hex})
-        r = self.rng.random()
-        if r < self.rate:
-            kind = self.rng.choice(["drop", "delay", "error", "garble"])
-            self.faults[kind] += 1
-            if kind == "drop":
-                assert request.transport is not None
-                request.transport.close()
-                return web.Response(status=502)
-            if kind == "delay":
-                await asyncio.sleep(1.5)  # past the client's 1 s timeout
-            elif kind == "error":
-                rid = (await request.json())["id"]
-                err = {"code": -32603, "message": "internal error (injected)"}
-                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
-            else:
-                return web.Response(text='{"jsonrpc": "2.0", "id": 1, "resu', content_type="application/json")
-        else:
-            self.faults["ok"] += 1
-        assert self.session is not None
-        async with self.session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as up:
-            return web.Response(body=await up.read(), content_type="application/json")
-
-    async def start(self) -> tuple[web.AppRunner, str]:
-        self.session = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_post("/", self.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return runner, f"http://127.0.0.1:{port}/"
-
-    async def stop(self, runner: web.AppRunner) -> None:
-        await runner.cleanup()
-        if self.session:
-            await self.session.close()
 
 
 async def deploy(anvil: str):
