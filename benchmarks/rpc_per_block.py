@@ -36,14 +36,18 @@ KEY = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"  # an
 GET_DATA = fn("AaveV3Pool", "getUserAccountData")
 
 
-async def seed(dc: DevChain, dep, n: int, rng: random.Random) -> list[str]:  # type: ignore[no-untyped-def]
+async def seed(  # type: ignore[no-untyped-def]
+    dc: DevChain, dep, n: int, rng: random.Random, hf: tuple[float, float] = (1.05, 2.5), at_risk: int = 0
+) -> list[str]:
+    """`n` WETH/USDC positions at HFs drawn from `hf` at $3,000 (LT 83%); the first `at_risk`
+    of them at HF 1.02-1.05 instead (a 10% fall liquidates them). One transaction per 1,000."""
     users = [AsyncWeb3.to_checksum_address(keccak(text=f"user {k}")[:20]) for k in range(n)]
     total_weth = 0
     for s in range(0, n, 1000):
         batch = users[s : s + 1000]
         weth = [rng.randint(1, 20) * 10**18 for _ in batch]
-        # USDC debt for an HF between 1.05 and 2.5 at $3,000 (LT 83%)
-        debt = [int(w / 10**18 * 3000 * 0.83 / rng.uniform(1.05, 2.5) * 10**6) for w in weth]
+        ranges = [(1.02, 1.05) if s + k < at_risk else hf for k in range(len(batch))]
+        debt = [int(w / 10**18 * 3000 * 0.83 / rng.uniform(*r) * 10**6) for w, r in zip(weth, ranges, strict=True)]
         total_weth += sum(weth)
         await dc.send(
             "Pool", dep.pool, "seedPositions", dep.deployer, dep.tokens["WETH"], dep.tokens["USDC"], batch, weth, debt

@@ -139,6 +139,80 @@ class Chain:
                 raise
             raise TransientError(f"eth_call to {to} failed: {exc}") from exc
 
+    async def send_raw_batch(self, raws: Sequence[bytes]) -> list[BaseException | None] | None:
+        """Broadcast signed transactions in one JSON-RPC batch, in nonce order. Per transaction:
+        None (accepted) or the exception its refusal or a lost connection amounts to. None when
+        the provider cannot batch (the caller sends them one by one)."""
+        batch = getattr(self.w3.provider, "make_batch_request", None)
+        if batch is None or not raws:
+            return None
+        self.requests += 1
+        try:
+            replies = await batch([("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raws])
+        except NotImplementedError:
+            return None
+        except (Web3Exception, OSError, TimeoutError) as exc:
+            return [exc] * len(raws)  # not acknowledged: tracking settles each one
+        if not isinstance(replies, list) or len(replies) != len(raws):
+            self._blame("eth_sendRawTransaction batch: not a batch reply")
+            return [OSError(f"unusable batch reply: {str(replies)[:120]}")] * len(raws)
+        out: list[BaseException | None] = []
+        for r in replies:
+            if isinstance(r, dict) and "result" in r:
+                out.append(None)
+            elif isinstance(r, dict) and isinstance(r.get("error"), dict):
+                out.append(ValueError(str(r["error"].get("message", r["error"]))))
+            else:
+                out.append(OSError(f"unusable reply: {str(r)[:120]}"))
+        return out
+
+    async def simulate_bundle(self, sender: str, txs: Sequence[tuple[str, bytes, int]]) -> list[tuple[int, str]] | None:
+        """Simulate transactions (to, data, value) from `sender` one after the other on the latest
+        state, as a block would run them (`eth_simulateV1`, one request). Per transaction:
+        (gas used, '') or (0, revert reason). None when the node does not offer eth_simulateV1."""
+        self.requests += 1
+        calls = [
+            {
+                "from": sender.lower(),
+                "to": to.lower(),
+                "data": "0x" + data.hex(),
+                "value": hex(v),
+            }
+            for to, data, v in txs
+        ]
+        try:
+            reply = await self.w3.provider.make_request(
+                "eth_simulateV1",
+                [{"blockStateCalls": [{"calls": calls}]}, "latest"],
+            )
+        except (Web3Exception, OSError, ValueError) as exc:
+            raise TransientError(f"eth_simulateV1 failed: {exc}") from exc
+        if not isinstance(reply, dict) or "result" not in reply:
+            error = reply.get("error") if isinstance(reply, dict) else None
+            if isinstance(error, dict):  # method not found, or not enabled on this node
+                log.info("eth_simulateV1 unavailable (%s): simulating one by one", error.get("message"))
+                return None
+            self._blame("eth_simulateV1: not a JSON-RPC reply")
+            raise TransientError(f"eth_simulateV1: unexpected reply {str(reply)[:200]}")
+        try:
+            results = reply["result"][0]["calls"]
+            if len(results) != len(txs):
+                raise ValueError(f"{len(results)} results for {len(txs)} calls")
+            out = []
+            for r in results:
+                if int(r["status"], 16) == 1:
+                    out.append((int(r["gasUsed"], 16), ""))
+                else:
+                    err = r.get("error") or {}
+                    failure = ContractLogicError(
+                        str(err.get("message", "reverted")), data=err.get("data") or r.get("returnData")
+                    )
+                    out.append((0, revert_text(failure)))
+            return out
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            self._blame(f"eth_simulateV1: {exc}")
+            raise TransientError(f"eth_simulateV1: malformed reply ({exc})") from exc
+
     async def multicall(self, calls: Sequence[Call], block: int) -> list[bytes | None]:
         """Results in order; None where an allow_failure call reverted. One request per chunk."""
         out: list[bytes | None] = []

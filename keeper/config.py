@@ -129,6 +129,22 @@ class OracleSettings:
 
 
 @dataclass(frozen=True)
+class OpsSettings:
+    listen: str = "127.0.0.1:9108"
+    """host:port of the operations server (/metrics, /healthz, the status page /); '' turns it off."""
+    max_block_age_s: float = 120.0
+    """/healthz fails when no block was processed for this long (seconds)."""
+    max_lag_blocks: int = 5
+    """/healthz fails when the keeper is this many blocks behind the node's head."""
+    alert_min_tier: str = "info"
+    """Lowest tier sent to the webhooks: info (actions taken), warning, critical."""
+    alert_cooldown_s: float = 600.0
+    """The same alert (kind and subject) is not sent again within this many seconds."""
+    status_top: int = 50
+    """Positions on the status page per market (the protected ones, then the riskiest)."""
+
+
+@dataclass(frozen=True)
 class ExecutionSettings:
     max_fee_gwei: float = 200.0
     """Never pay more than this per gas (EIP-1559 maxFeePerGas cap)."""
@@ -174,6 +190,9 @@ class Settings:
     """Multicall3 (the same address on most chains; set it for a local chain)."""
     ws_url: Secret | None = None
     """KEEPER_WS_URL (or a ws(s):// KEEPER_RPC_URL): newHeads subscription that wakes the loop."""
+    ops: OpsSettings = OpsSettings()
+    alert_webhooks: Secret | None = None
+    """KEEPER_ALERT_WEBHOOKS: comma-separated `format=url` (json, slack, discord, telegram)."""
     private_key: Secret | None = None
     address: str | None = None
     """The keeper's address: from the key, or KEEPER_ADDRESS for a key-less dry run."""
@@ -321,6 +340,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         "liquidate",
         "execution",
         "oracle",
+        "ops",
     }
     for key in sorted(set(data) - top_level):
         hint = " (secrets such as the RPC URL belong in the environment: KEEPER_RPC_URL)" if "rpc" in key else ""
@@ -395,6 +415,19 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         errors.append(f"{where}: [oracle] reference_url: expected an http(s):// URL")
     if oracle is not None and oracle.max_age_s <= 0:
         errors.append(f"{where}: [oracle] max_age_s: must be positive")
+    ops = _section(data, "ops", OpsSettings, where, errors, env)
+    if ops is not None and ops.listen and not re.match(r"^[\w.\-]+:\d{1,5}$", ops.listen):
+        errors.append(f"{where}: [ops] listen: expected host:port (or '' to turn the server off)")
+    if ops is not None and ops.alert_min_tier not in ("info", "warning", "critical"):
+        errors.append(f"{where}: [ops] alert_min_tier: one of info, warning, critical")
+    webhooks = env.get("KEEPER_ALERT_WEBHOOKS", "")
+    if webhooks:
+        from keeper.alerts import parse_webhooks
+
+        try:
+            parse_webhooks(webhooks)
+        except ValueError as exc:
+            errors.append(f"KEEPER_ALERT_WEBHOOKS: {exc}")
     if execution is not None and execution.max_fee_gwei <= 0:
         errors.append(f"{where}: [execution] max_fee_gwei: must be positive")
 
@@ -412,7 +445,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
     assert protect is not None and liquidate is not None and execution is not None
-    assert oracle is not None
+    assert oracle is not None and ops is not None
     return Settings(
         network=str(data.get("network", path.stem)),
         chain_id=int(chain_id),
@@ -427,6 +460,8 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         liquidate=liquidate,
         execution=execution,
         oracle=oracle,
+        ops=ops,
+        alert_webhooks=Secret(webhooks) if webhooks else None,
         private_key=private_key,
         address=address,
         source=where,

@@ -19,6 +19,7 @@ import numpy as np
 from eth_utils import to_checksum_address
 
 from keeper.abi import fn
+from keeper.alerts import alert
 from keeper.book import SCREEN_MARGIN, Book, Snapshot
 from keeper.chain import Call, Chain, Head
 from keeper.config import CometSettings, PerpsSettings, ProtectSettings, Settings
@@ -205,6 +206,7 @@ class Watch(ABC):
                     self.label,
                     self.symbols[i],
                     why,
+                    extra=alert("stale oracle", f"{self.label} {self.symbols[i]}", "critical"),
                 )
         for i in set(self._oracle_bad) - set(bad):
             log.warning("%s: oracle price of %s is trusted again", self.label, self.symbols[i])
@@ -235,6 +237,7 @@ class Watch(ABC):
                     account,
                     action.health_before,
                     "; ".join(reasons),
+                    extra=alert("cannot protect", account, "critical"),
                 )
                 log_decision(
                     head.number,
@@ -247,11 +250,12 @@ class Watch(ABC):
             wallet[action.asset] = wallet.get(action.asset, 0) - action.amount
             if not action.reaches_target:
                 log.warning(
-                    "the wallet cannot bring %s to target HF %.3f: best is %.4f with %s",
+                    "ALERT: the wallet cannot bring %s to target HF %.3f: best is %.4f with %s (insufficient funds)",
                     account,
                     self.settings.protect.target_hf,
                     action.health_after,
                     action.kind,
+                    extra=alert("cannot protect", account, "critical"),
                 )
             actions.append(action)
 
@@ -704,18 +708,24 @@ class PerpsWatch(Watch):
             if action is None:
                 continue
             if reasons := self._untrusted(acct):
-                log.warning("ALERT: not protecting %s: untrusted price: %s", key, "; ".join(reasons))
+                log.warning(
+                    "ALERT: not protecting %s: untrusted price: %s",
+                    key,
+                    "; ".join(reasons),
+                    extra=alert("cannot protect", key, "critical"),
+                )
                 log_decision(
                     head.number, self.label, "skip-protect", key, {"reason": "oracle guard", "oracle": reasons}
                 )
                 continue
             if not action.reaches_target:
                 log.warning(
-                    "%s: cannot bring %s to target margin ratio %.3f: best is %.4f",
+                    "ALERT: %s: cannot bring %s to target margin ratio %.3f: best is %.4f (insufficient funds)",
                     self.label,
                     key,
                     self.protect_settings.target_hf,
                     action.health_after,
+                    extra=alert("cannot protect", key, "critical"),
                 )
             actions.append(action)
             if isinstance(action, AddMargin):

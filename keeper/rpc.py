@@ -100,6 +100,37 @@ class FailoverProvider(AsyncBaseProvider):
                 await asyncio.sleep(0.2)
         raise ProviderConnectionError(f"{method}: every endpoint failed: {'; '.join(errors[-len(self.endpoints) :])}")
 
+    async def make_batch_request(self, requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse]:
+        """A JSON-RPC batch of signed transactions (a burst), broadcast like one: every endpoint
+        gets the batch; per transaction the first acceptance wins, else the first refusal."""
+        if any(method not in BROADCAST for method, _ in requests):
+            raise ValueError("only eth_sendRawTransaction batches go through the failover provider")
+        endpoints = [e for e in self.endpoints if not e.excluded]
+
+        async def one(e: Endpoint) -> list[Any] | str:
+            e.requests += 1
+            start = time.monotonic()
+            try:
+                reply = await asyncio.wait_for(e.provider.make_batch_request(requests), self.timeout_s)
+            except Exception as exc:  # as in _one: try the others
+                e.fail()
+                return f"{type(exc).__name__}: {exc}"[:200]
+            if not isinstance(reply, list) or len(reply) != len(requests):
+                e.fail()
+                return f"not a JSON-RPC batch reply: {str(reply)[:80]}"
+            e.ok(time.monotonic() - start)
+            return reply
+
+        replies = [r for r in await asyncio.gather(*(one(e) for e in endpoints)) if isinstance(r, list)]
+        if not replies:
+            raise ProviderConnectionError("batch of signed transactions: no endpoint reachable")
+        out: list[Any] = []
+        for k in range(len(requests)):
+            items = [r[k] for r in replies if isinstance(r[k], dict)]
+            good = [i for i in items if "result" in i]
+            out.append(good[0] if good else items[0] if items else {"error": {"code": -32603, "message": "no reply"}})
+        return out
+
     # -- health
     def _ranked(self) -> list[Endpoint]:
         now = time.monotonic()
@@ -174,7 +205,12 @@ class FailoverProvider(AsyncBaseProvider):
             e.excluded = f"{lag} blocks behind" if lag > self.max_lag_blocks else ""
             if e.excluded != was:
                 if e.excluded:
-                    log.warning("ALERT: RPC endpoint %s is %s: out of rotation", e.name, e.excluded)
+                    log.warning(
+                        "ALERT: RPC endpoint %s is %s: out of rotation",
+                        e.name,
+                        e.excluded,
+                        extra={"alert_kind": "rpc", "alert_subject": e.name, "alert_tier": "warning"},
+                    )
                 else:
                     log.warning("RPC endpoint %s caught up: back in rotation", e.name)
         if all(e.excluded for e in self.endpoints):

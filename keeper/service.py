@@ -21,6 +21,7 @@ import numpy as np
 from eth_utils import to_checksum_address
 
 from keeper.abi import fn, word
+from keeper.alerts import alert
 from keeper.chain import Call, Chain, Head
 from keeper.config import Settings
 from keeper.errors import ConfigError, ExecutionError, FatalError, SkipAction, TransientError
@@ -390,7 +391,12 @@ class Keeper:
             fork = min(self._hashes, default=0) - 1  # deeper than we remember: rescan all we know
         depth = last - fork
         log.warning(
-            "ALERT: reorg: blocks %d-%d were replaced (depth %d); rolling back to %d", fork + 1, last, depth, fork
+            "ALERT: reorg: blocks %d-%d were replaced (depth %d); rolling back to %d",
+            fork + 1,
+            last,
+            depth,
+            fork,
+            extra=alert("reorg", str(fork), "warning"),
         )
         for n in [n for n in self._hashes if n > fork]:
             del self._hashes[n]
@@ -416,7 +422,7 @@ class Keeper:
         for name, why in states.items():
             if why != self._alerts.get(name, ""):
                 if why:
-                    log.warning("ALERT: %s: %s", name, why)
+                    log.warning("ALERT: %s: %s", name, why, extra=alert(name, "", "critical"))
                 else:
                     log.warning("%s: back to normal", name)
                 self._alerts[name] = why
@@ -442,21 +448,27 @@ class Keeper:
         except Exception as exc:  # the reference is optional: its failure must not stop the keeper
             why = f"off-chain reference unavailable ({type(exc).__name__}: {exc}); acting on on-chain prices alone"
         if why != self._alerts.get("reference", ""):
-            log.warning("ALERT: %s", why) if why else log.warning("off-chain reference prices available again")
+            if why:
+                log.warning("ALERT: %s", why, extra=alert("reference prices", "", "warning"))
+            else:
+                log.warning("off-chain reference prices available again")
             self._alerts["reference"] = why
         for w in self.watches:
             w.reference = prices
 
     # ------------------------------------------------------------------ execution
-    def _admit(self, head: Head, w: Watch, action: Action) -> tuple[ActionKey, str | None]:
+    def _admit(
+        self, head: Head, w: Watch, action: Action, in_flight: set[tuple[str, str]] | None = None
+    ) -> tuple[ActionKey, str | None]:
         """The action's journal key, and why it must not go ahead (one in flight for the position,
-        the account's cooldown, or the same action already decided at this block)."""
+        the account's cooldown, or the same action already decided at this block). `in_flight`:
+        the journal's, read once for a burst."""
         journal, account = self.executor.journal, subject(action)
         key = ActionKey(w.label, account, type(action).__name__, head.number)
-        if (w.label, account) in journal.in_flight():
+        if (w.label, account) in (journal.in_flight() if in_flight is None else in_flight):
             return key, "an action on this position is still in flight"
         cooldown = self.executor.settings.account_cooldown_s
-        last = journal.last_sent(w.label, account)
+        last = journal.last_sent(w.label, account) if cooldown else None
         if cooldown and last is not None and time.time() - last < cooldown:
             return key, f"cooldown: last action on this account {time.time() - last:.0f} s ago (< {cooldown} s)"
         if not journal.begin(key, asdict(action)):
@@ -483,9 +495,10 @@ class Keeper:
         outs = [Outcome(head.number, w.label, a, price_scale=w.price_scale) for a in actions]
         planned: list[tuple[Outcome, ActionKey, Planned]] = []
         with self.executor.journal.atomic():
+            in_flight = self.executor.journal.in_flight()
             for out in outs:
                 tx, approve = w.encode(out.action)
-                key, refused = self._admit(head, w, out.action)
+                key, refused = self._admit(head, w, out.action, in_flight)
                 if refused:
                     out.error = f"SkipAction: {refused}"
                     self._log_outcome(w, out)

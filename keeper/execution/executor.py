@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import rlp
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_keys.datatypes import PrivateKey
+from eth_utils import keccak, to_checksum_address
 from web3.exceptions import ProviderConnectionError, TimeExhausted, TransactionNotFound, Web3Exception
 
 from keeper.abi import fn
@@ -31,6 +33,8 @@ from keeper.execution.journal import ActionKey, Journal
 log = logging.getLogger("keeper.execution")
 GWEI = 10**9
 DRY_RUN_NOTE = "dry-run: simulated, not sent"
+BURST_CHUNK = 25
+"""Transactions per JSON-RPC batch of a burst (the next chunk is signed while one is in flight)."""
 ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 
 
@@ -42,6 +46,35 @@ class TxRequest:
     data: bytes
     description: str
     value: int = 0
+
+
+def sign_eip1559(
+    key: PrivateKey,
+    chain_id: int,
+    nonce: int,
+    tip: int,
+    max_fee: int,
+    gas: int,
+    to: str,
+    value: int,
+    data: bytes,
+) -> bytes:
+    """The raw EIP-1559 (type 2) transaction, signed: 0x02 || rlp([chainId, nonce, tip, maxFee,
+    gas, to, value, data, accessList, yParity, r, s]), the signature over keccak(0x02 ||
+    rlp(the first nine)). Byte for byte what eth-account produces (a test checks it), about five
+    times faster, which matters when a burst signs a hundred."""
+    unsigned = rlp.encode([chain_id, nonce, tip, max_fee, gas, bytes.fromhex(to.removeprefix("0x")), value, data, []])
+    sig = key.sign_msg_hash(keccak(b"\x02" + unsigned))
+    # the signed list is the unsigned one's items plus three: reuse their encoding, new list header
+    body = unsigned[1 if unsigned[0] <= 0xF7 else 1 + unsigned[0] - 0xF7 :]
+    items = body + rlp.encode(sig.v) + rlp.encode(sig.r) + rlp.encode(sig.s)
+    n = len(items)
+    header = (
+        bytes([0xC0 + n])
+        if n < 56
+        else bytes([0xF7 + (n.bit_length() + 7) // 8]) + n.to_bytes((n.bit_length() + 7) // 8)
+    )
+    return b"\x02" + header + items
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,7 @@ class Executor:
         self.journal = journal if journal is not None else Journal(":memory:")
         self.nonces = NonceManager(chain, self.address, self.journal)
         self._chain_id_cache: int | None = None
+        self._key: PrivateKey | None = None
         self._poll_lock = asyncio.Lock()
         self._polled: tuple[float, Head, int] | None = None
         self.accepted: list[tuple[str, float]] = []
@@ -282,21 +316,10 @@ class Executor:
     ) -> tuple[str, bytes]:
         """Sign and journal (before it leaves: a crash from here on finds it and rebroadcasts it)."""
         assert self._signer is not None
-        signed = self._signer.sign_transaction(
-            {
-                "type": 2,
-                "chainId": await self._chain_id(),
-                "nonce": nonce,
-                "to": to_checksum_address(tx.to),
-                "data": tx.data,
-                "value": tx.value,
-                "gas": gas_limit,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            }
-        )
-        tx_hash = "0x" + bytes(signed.hash).hex()
-        raw = bytes(signed.raw_transaction)
+        if self._key is None:
+            self._key = PrivateKey(bytes(self._signer.key))
+        raw = sign_eip1559(self._key, await self._chain_id(), nonce, tip, max_fee, gas_limit, tx.to, tx.value, tx.data)
+        tx_hash = "0x" + keccak(raw).hex()
         with self.journal.atomic():
             self.journal.add_tx(key, tx_hash, nonce, raw, tx.description, max_fee, gas_limit, role)
             if key is not None and role == "action":
@@ -308,10 +331,21 @@ class Executor:
     ) -> None:
         """Send a journaled transaction. ExecutionError when the node refuses it (it is then
         marked dropped); an unacknowledged send counts as out (tracking settles it)."""
+        error: BaseException | None = None
         try:
             self.chain.requests += 1
             await self.chain.w3.eth.send_raw_transaction(raw)
         except (TimeoutError, Web3Exception, OSError, ValueError) as exc:
+            error = exc
+        self._sent(tx, tx_hash, role, key, error, resync=resync)
+
+    def _sent(
+        self, tx: TxRequest, tx_hash: str, role: str, key: ActionKey | None, exc: BaseException | None, *, resync: bool
+    ) -> None:
+        """Journal what a node said to a transaction: accepted (or already known) means sent; a
+        lost connection means maybe sent (tracking settles it); a refusal raises ExecutionError
+        (the transaction is dropped)."""
+        if exc is not None:
             if isinstance(exc, OSError | asyncio.TimeoutError | ProviderConnectionError):
                 # the send may or may not have reached a node: treat it as out; tracking finds the
                 # receipt, or re-sends the same nonce with bumped fees after replace_after_blocks
@@ -321,7 +355,7 @@ class Executor:
                 if key is not None and role == "action":
                     self.journal.set_action(key, "dropped", str(exc))
                 if role in ("replacement", "cancel"):
-                    raise  # the caller decides (e.g. nonce too low: an earlier version was mined)
+                    raise exc  # the caller decides (e.g. nonce too low: an earlier version was mined)
                 if resync:  # (a burst settles its own nonces)
                     self.nonces.resync()
                 raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
@@ -487,13 +521,26 @@ class Executor:
         end are given back to the nonce counter. Returns, per action, its results or the
         exception that stopped it (SkipAction, ExecutionError, TransientError)."""
         out: list[list[TxResult] | Exception | None] = [None] * len(planned)
-        blocked = await self._burst_approvals(planned, out)
+        # fees and the simulation run beside the allowance reads (simulated again if an approval
+        # had to be mined first)
+        fees_read = asyncio.ensure_future(self.fees())
+        sims_read = asyncio.ensure_future(self._simulate_burst([p.tx for p in planned]))
+        blocked, approved = await self._burst_approvals(planned, out)
         todo = [i for i in range(len(planned)) if out[i] is None and i not in blocked]
         try:
-            fees = await self.fees()
+            fees = await fees_read
         except (SkipAction, TransientError) as exc:
+            await asyncio.gather(sims_read, return_exceptions=True)
             return [exc if o is None else o for o in out]
-        sims = await asyncio.gather(*(self.simulate(planned[i].tx) for i in todo), return_exceptions=True)
+        sims_all = await sims_read
+        if approved:  # blocks went by while the approval was mined
+            try:
+                fees = await self.fees()
+            except (SkipAction, TransientError) as exc:
+                return [exc if o is None else o for o in out]
+            sims = await self._simulate_burst([planned[i].tx for i in todo])
+        else:
+            sims = [sims_all[i] for i in todo]
         ready: list[tuple[int, int, int]] = []  # (index, gas estimate, gas limit)
         for i, sim in zip(todo, sims, strict=True):
             if isinstance(sim, BaseException):
@@ -513,19 +560,7 @@ class Executor:
             ready.append((i, sim, gas_limit))
         max_fee, tip, _ = fees
         ready = self._burst_caps(ready, max_fee, out)
-        signed: list[tuple[int, int, str, bytes]] = []  # (index, nonce, hash, raw)
-        with self.journal.atomic():
-            for i, _, gas_limit in ready:
-                nonce = await self.nonces.take()
-                tx_hash, raw = await self._sign(planned[i].tx, nonce, gas_limit, max_fee, tip, "action", planned[i].key)
-                signed.append((i, nonce, tx_hash, raw))
-        sends = await asyncio.gather(
-            *(
-                self._broadcast(planned[i].tx, h, raw, "action", planned[i].key, resync=False)
-                for i, _, h, raw in signed
-            ),
-            return_exceptions=True,
-        )
+        signed, sends = await self._sign_and_broadcast(planned, ready, max_fee, tip)
         refused = [nonce for (_, nonce, _, _), r in zip(signed, sends, strict=True) if isinstance(r, BaseException)]
         accepted = [nonce for (_, nonce, _, _), r in zip(signed, sends, strict=True) if r is None]
         fillers = await self._fill_gaps(refused, max(accepted, default=-1), max_fee, tip)
@@ -551,9 +586,69 @@ class Executor:
                 raise r
         return [o if o is not None else ExecutionError("not executed") for o in out]
 
-    async def _burst_approvals(self, planned: list[Planned], out: list[Any]) -> set[int]:
+    async def _sign_and_broadcast(
+        self, planned: list[Planned], ready: list[tuple[int, int, int]], max_fee: int, tip: int
+    ) -> tuple[list[tuple[int, int, str, bytes]], list[BaseException | None]]:
+        """Sign in nonce order, journaling each chunk in one commit before it leaves, and
+        broadcast each chunk as one JSON-RPC batch while the next is signed. Returns the signed
+        (index, nonce, hash, raw) and, for each, None (sent) or why not."""
+        signed: list[tuple[int, int, str, bytes]] = []
+        chunks: list[tuple[list[tuple[int, int, str, bytes]], asyncio.Task[list[BaseException | None] | None]]] = []
+        for start in range(0, len(ready), BURST_CHUNK):
+            chunk = []
+            with self.journal.atomic():
+                for i, _, gas_limit in ready[start : start + BURST_CHUNK]:
+                    nonce = await self.nonces.take()
+                    tx_hash, raw = await self._sign(
+                        planned[i].tx, nonce, gas_limit, max_fee, tip, "action", planned[i].key
+                    )
+                    chunk.append((i, nonce, tx_hash, raw))
+            signed += chunk
+            chunks.append((chunk, asyncio.create_task(self.chain.send_raw_batch([raw for *_, raw in chunk]))))
+            await asyncio.sleep(0)  # let the batch leave while the next chunk is signed
+        sends: list[BaseException | None] = []
+        for chunk, task in chunks:
+            replies = await task
+            if replies is None:  # the provider cannot batch: one by one, concurrently
+                got = await asyncio.gather(
+                    *(
+                        self._broadcast(planned[i].tx, h, raw, "action", planned[i].key, resync=False)
+                        for i, _, h, raw in chunk
+                    ),
+                    return_exceptions=True,
+                )
+                sends += [r if isinstance(r, BaseException) else None for r in got]
+                continue
+            with self.journal.atomic():
+                for (i, _, h, _), reply in zip(chunk, replies, strict=True):
+                    try:
+                        self._sent(planned[i].tx, h, "action", planned[i].key, reply, resync=False)
+                        sends.append(None)
+                    except ExecutionError as exc:
+                        sends.append(exc)
+        return signed, sends
+
+    async def _simulate_burst(self, txs: list[TxRequest]) -> list[int | BaseException]:
+        """Gas estimates (or why each would revert) for transactions that will run in this order:
+        one eth_simulateV1 runs them in sequence, each on the state the previous ones leave, as
+        the block will; a node without it gets each simulated alone, concurrently. From the gas
+        used, the estimate allows for the refund cap (1/5) and the 63/64 rule."""
+        bundle = None
+        if len(txs) > 1:
+            try:
+                bundle = await self.chain.simulate_bundle(self.address, [(t.to, t.data, t.value) for t in txs])
+            except TransientError as exc:
+                log.info("bundle simulation failed (%s): simulating one by one", exc)
+        if bundle is None:
+            return list(await asyncio.gather(*(self.simulate(t) for t in txs), return_exceptions=True))
+        return [
+            SkipAction(f"simulation of {t.description} reverted: {why}") if why else -(-gas_used * 5 * 64 // (4 * 63))
+            for t, (gas_used, why) in zip(txs, bundle, strict=True)
+        ]
+
+    async def _burst_approvals(self, planned: list[Planned], out: list[Any]) -> tuple[set[int], bool]:
         """Send (and await) one approval per (token, spender) for the burst's total; returns the
-        actions that cannot go ahead (their entry in `out` says why)."""
+        actions that cannot go ahead (their entry in `out` says why), and whether any was sent."""
         needs: dict[tuple[str, str], list[int]] = {}
         totals: dict[tuple[str, str], int] = {}
         for i, p in enumerate(planned):
@@ -562,6 +657,7 @@ class Executor:
                 needs.setdefault((token, spender), []).append(i)
                 totals[token, spender] = totals.get((token, spender), 0) + amount
         blocked: set[int] = set()
+        approved = False
         for (token, spender), idx in needs.items():
             total = totals[token, spender]
             try:
@@ -578,11 +674,12 @@ class Executor:
                         ]
                     continue
                 await self._send(approval, key=planned[idx[0]].key, role="approval")
+                approved = True
             except (SkipAction, ExecutionError, TransientError) as exc:
                 for i in idx:
                     out[i] = exc
                 blocked |= set(idx)
-        return blocked
+        return blocked, approved
 
     def _burst_caps(
         self, ready: list[tuple[int, int, int]], max_fee: int, out: list[Any]

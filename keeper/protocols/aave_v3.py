@@ -145,9 +145,9 @@ class Market:
         )
 
     def index_of(self, asset: str) -> int:
-        asset = to_checksum_address(asset)
+        key = asset.lower()
         for i, r in enumerate(self.reserves):
-            if r.asset == asset:
+            if r.asset.lower() == key:
                 return i
         raise KeyError(f"{asset} is not a reserve of this market")
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -121,12 +122,8 @@ class FaultyProxy:
         if self.chain_id_hex and b'"eth_chainId"' in body:
             rid = (await request.json())["id"]
             return web.json_response({"jsonrpc": "2.0", "id": rid, "result": self.chain_id_hex})
-        if b'"eth_sendRawTransaction"' in body:
-            self.sends += 1
-            if self.sends - 1 in self.refuse_sends:
-                rid = (await request.json())["id"]
-                err = {"code": -32000, "message": "transaction underpriced (injected refusal)"}
-                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
+        if b'"eth_sendRawTransaction"' in body and self.refuse_sends:
+            return await self._sends(json.loads(body))
         r = self.rng.random()
         if r < self.rate:
             kind = self.rng.choice(["drop", "delay", "error", "garble"])
@@ -148,6 +145,31 @@ class FaultyProxy:
         assert self.session is not None
         async with self.session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as up:
             return web.Response(body=await up.read(), content_type="application/json")
+
+    async def _sends(self, payload: dict | list) -> web.StreamResponse:
+        """Forward signed transactions (alone or in a batch) except the ones to refuse, which get
+        the error a node gives."""
+        items = payload if isinstance(payload, list) else [payload]
+        refused, forward = [], []
+        for item in items:
+            if item.get("method") == "eth_sendRawTransaction":
+                self.sends += 1
+                if self.sends - 1 in self.refuse_sends:
+                    err = {"code": -32000, "message": "transaction underpriced (injected refusal)"}
+                    refused.append({"jsonrpc": "2.0", "id": item["id"], "error": err})
+                    continue
+            forward.append(item)
+        replies = []
+        if forward:
+            assert self.session is not None
+            async with self.session.post(
+                self.upstream, json=forward if isinstance(payload, list) else forward[0]
+            ) as up:
+                got = await up.json()
+            replies = got if isinstance(got, list) else [got]
+        by_id = {r["id"]: r for r in replies + refused}
+        out = [by_id[item["id"]] for item in items]
+        return web.json_response(out if isinstance(payload, list) else out[0])
 
     async def start(self) -> tuple[web.AppRunner, str]:
         self.session = aiohttp.ClientSession()
