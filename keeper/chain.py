@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,10 @@ class Chain:
         self.multicall_chunk = multicall_chunk
         self.log_chunk = log_chunk
         self.requests = 0
+        self.errors = 0
+        """Failed or unusable replies (metrics)."""
+        self.latency_s = 0.0
+        """Moving average of the head request's round trip (metrics)."""
         """JSON-RPC requests this Chain has sent (for reports and benchmarks)."""
 
     async def close(self) -> None:
@@ -95,6 +100,7 @@ class Chain:
 
     def _blame(self, why: str) -> None:
         """Tell a failover provider that its last reply was unusable (another endpoint next time)."""
+        self.errors += 1
         penalize = getattr(self.w3.provider, "penalize_last", None)
         if penalize is not None:
             penalize(why)
@@ -113,7 +119,10 @@ class Chain:
     async def head(self, block: int | str = "latest") -> Head:
         self.requests += 1
         try:
+            start = time.monotonic()
             b = await self.w3.eth.get_block(block)  # type: ignore[arg-type]
+            took = time.monotonic() - start
+            self.latency_s = took if not self.latency_s else 0.8 * self.latency_s + 0.2 * took
             return Head(
                 number=int(b["number"]),
                 timestamp=int(b["timestamp"]),

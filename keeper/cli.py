@@ -35,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate every action with eth_call, never sign or send (KEEPER_ADDRESS suffices)",
     )
     run.add_argument("--blocks", type=int, default=None, help="stop after this many new blocks (default: run forever)")
+    run.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="operations server for /metrics, /healthz and the status page (default: [ops] listen, "
+        "127.0.0.1:9108; 'off' to disable)",
+    )
+    run.add_argument(
+        "--report", default=None, metavar="PATH", help="write every action of the run as JSON lines to PATH at the end"
+    )
     status = sub.add_parser("status", help="print monitored accounts: health, liquidation price, distance")
     _common(status)
     status.add_argument("--top", type=int, default=25, help="show the N riskiest accounts (default 25)")
@@ -93,7 +103,7 @@ async def _dispatch(args: Any) -> int:
             with open(args.write, "w") as f:
                 f.write(text)
         return 0
-    from keeper.runtime import open_keeper, print_status
+    from keeper.runtime import open_keeper, print_status, serve
 
     live = args.command == "run" and not args.dry_run
     keeper = await open_keeper(args.network, args.env_file, dry_run=not live, require_key=live)
@@ -102,10 +112,33 @@ async def _dispatch(args: Any) -> int:
             await keeper.start()
             print_status(keeper, args.top)
         else:
-            await keeper.run(blocks=args.blocks)
+            async with serve(keeper, listen=args.listen):
+                await keeper.run(blocks=args.blocks)
+            if args.report:
+                write_report(keeper, args.report)
     finally:
         await keeper.chain.close()
     return 0
+
+
+def write_report(keeper: Any, path: str) -> None:
+    """Every action of the run as JSON lines (in dry-run: what would have been sent)."""
+    import json
+    from dataclasses import asdict
+
+    with open(path, "w") as f:
+        for out in keeper.history:
+            record = {
+                "block": out.block,
+                "market": out.market,
+                "action": type(out.action).__name__,
+                "detail": asdict(out.action),
+                "sent": out.sent,
+                "error": out.error,
+                "transactions": [asdict(r) for r in out.results],
+            }
+            f.write(json.dumps(record, default=str) + "\n")
+    print(f"report: {len(keeper.history)} actions written to {path}")
 
 
 if __name__ == "__main__":

@@ -283,6 +283,10 @@ class Watch(ABC):
             actions += planned
         return actions
 
+    def protected_accounts(self) -> list[str]:
+        """The positions this market protects, as the book names them."""
+        return list(self.settings.protect.accounts)
+
     def screen_below(self) -> float:
         """Health factor (engine, float) under which an account goes to the exact liquidation check."""
         return 1.0
@@ -688,11 +692,14 @@ class PerpsWatch(Watch):
         self.book.upsert(await self.read_positions(chain, users, head.number))
         return True
 
+    def protected_accounts(self) -> list[str]:
+        return [perps.account_key(i) for i in self.ps.accounts]
+
     def decide(self, head: Head, snap: Snapshot, wallet: dict[str, int], gas_price_wei: int) -> list[Action]:
         assert self.book is not None and self.state is not None
         self.oracle_guard(head.number, head.timestamp)
         actions: list[Action] = []
-        protected = {perps.account_key(i) for i in self.ps.accounts}
+        protected = set(self.protected_accounts())
         for key in sorted(protected):
             acct = self.book.positions.get(key)
             if acct is None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,11 @@ from web3.providers import AsyncHTTPProvider, WebSocketProvider
 
 from keeper.chain import Chain
 from keeper.config import Settings, load_settings
+from keeper.errors import ConfigError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Checkpoints, Journal
 from keeper.markets import Watch, usd
+from keeper.ops import OpsServer
 from keeper.rpc import FailoverProvider
 from keeper.service import Keeper
 
@@ -142,3 +147,28 @@ def _status_line(user: str, c: float, d: float, h: float, liq: str, dist: float)
     hs = "no debt" if math.isinf(h) else f"{h:.4f}"
     ds = "-" if math.isinf(dist) else ("liquidatable" if h < 1 else f"{dist:.1%}")
     return f"{user:42} {usd(c, 1):>14} {usd(d, 1):>14} {hs:>8} {liq:>24} {ds:>12}"
+
+
+@contextlib.asynccontextmanager
+async def serve(keeper: Keeper, *, listen: str | None = None) -> AsyncIterator[OpsServer | None]:
+    """Alerts (webhooks from KEEPER_ALERT_WEBHOOKS) and the operations server around a run."""
+    from keeper.alerts import install, parse_webhooks
+
+    s = keeper.settings
+    hooks = parse_webhooks(s.alert_webhooks.value) if s.alert_webhooks else []
+    alerts = install(hooks, min_tier=s.ops.alert_min_tier, cooldown_s=s.ops.alert_cooldown_s)
+    address = s.ops.listen if listen is None else ("" if listen == "off" else listen)
+    server = None
+    if address:
+        server = OpsServer(keeper, replace(s.ops, listen=address), alerts)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(f"the operations server cannot listen on {address}: {exc}") from None
+        print(f"operations server: {server.url}/ (status page), {server.url}/metrics, {server.url}/healthz")
+    try:
+        yield server
+    finally:
+        if server is not None:
+            await server.stop()
+        await alerts.flush_async()

@@ -29,9 +29,14 @@ from keeper.execution.executor import Executor, Planned, TxResult
 from keeper.execution.journal import ActionKey, Checkpoints
 from keeper.heads import HeadSubscription
 from keeper.markets import Watch, build_watches, decision_log, log_decision, usd
-from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous, subject
+from keeper.strategy.actions import Action, BuyCollateral, depends_on_previous, is_protective, subject
 
 log = logging.getLogger("keeper")
+NOT_FAILURES = ("still in flight", "cooldown:", "already decided", "an action is queued")
+"""Why an action was not attempted that is not a failure (one is already under way)."""
+HISTORY_MAX = 10_000
+AT_RISK = 1.1
+"""Health under which an account counts as at risk in metrics and the status page."""
 MAX_CONSECUTIVE_FAILURES = 10
 """The loop stops (FatalError) after this many blocks in a row that failed."""
 __all__ = ["Keeper", "Outcome", "StepReport", "usd"]
@@ -113,6 +118,17 @@ class Keeper:
         """Hashes of the blocks processed lately, to detect reorgs."""
         self._reference_at = 0.0
         self.history: list[Outcome] = []
+        """The latest outcomes (HISTORY_MAX); totals are in `counts`."""
+        self.counts: dict[tuple[str, str, str], int] = {}
+        """(market, action, outcome) -> how many: sent (confirmed), failed, skipped, dry_run."""
+        self.gas_spent_wei = 0
+        self.started_at = time.time()
+        self.last_step_at = 0.0
+        """Wall time the last block was processed (0: none yet)."""
+        self.last_step_s = 0.0
+        """How long processing the last block took."""
+        self.market_stats: dict[str, tuple[int, int, int]] = {}
+        """Per market: accounts, below 1 (liquidatable), below AT_RISK."""
 
     @property
     def settings(self) -> Settings:
@@ -203,6 +219,7 @@ class Keeper:
     # ------------------------------------------------------------------ one block
     async def step(self) -> StepReport | None:
         """Process every block since the last one; None when there is no new block."""
+        started = time.perf_counter()
         if self.last_block is None:
             await self.start()
         assert self.last_block is not None
@@ -251,7 +268,10 @@ class Keeper:
             if await w.confirm(self.chain, head, snap):
                 snap = w.book.snapshot()
             accounts += len(w.book)
-            below += int(np.sum(snap.health.health_factor < 1.0))
+            below_one = int(np.sum(snap.health.health_factor < 1.0))
+            below += below_one
+            at_risk = int(np.sum(snap.health.health_factor < AT_RISK))
+            self.market_stats[w.label] = (len(w.book), below_one, at_risk)
             actions = []
             for action in w.decide(head, snap, wallet, gas_price_wei):
                 if (w.label, subject(action)) in self._busy:
@@ -268,7 +288,9 @@ class Keeper:
                 queued += len(actions)
             else:
                 outcomes += await self._run_actions(head, w, actions)
-        self.history.extend(outcomes)
+        self._remember_outcomes(outcomes)
+        self.last_step_at = time.time()
+        self.last_step_s = time.perf_counter() - started
         return StepReport(
             head.number,
             accounts,
@@ -332,7 +354,7 @@ class Keeper:
         while True:
             head, w, actions = await self._queue.get()
             try:
-                self.history.extend(await self._run_actions(head, w, actions))
+                self._remember_outcomes(await self._run_actions(head, w, actions))
             except Exception as exc:  # FatalError and bugs: the loop re-raises it at its next block
                 log.exception("execution worker stopped")
                 self._worker_error = exc
@@ -543,8 +565,50 @@ class Keeper:
         decision_log.info(json.dumps(record, default=str))
         sent = [r for r in out.results if r.sent]
         status = ("ERROR " + out.error) if out.error else ("dry-run (simulated, not sent)" if not sent else "ok")
+        outcome = (
+            "failed"
+            if out.error and not out.error.startswith("SkipAction")
+            else "skipped"
+            if out.error
+            else "sent"
+            if sent
+            else "dry_run"
+        )
+        k = (w.label, type(a).__name__, outcome)
+        self.counts[k] = self.counts.get(k, 0) + 1
+        self.gas_spent_wei += sum(r.gas_cost_wei for r in sent)
+        self._alert_outcome(w, out, bool(sent))
         gas = sum(r.gas_used for r in sent)
         self.report(w.format(out.block, a, out.health_after, gas, out.gas_cost_base, status))
+
+    def _remember_outcomes(self, outcomes: list[Outcome]) -> None:
+        self.history.extend(outcomes)
+        del self.history[:-HISTORY_MAX]
+
+    def _alert_outcome(self, w: Watch, out: Outcome, sent: bool) -> None:
+        """Actions taken are info alerts; a protective action that failed is critical. Actions
+        not attempted because one is already under way (in flight, cooldown) say nothing."""
+        who = subject(out.action)
+        name = type(out.action).__name__
+        protective = is_protective(out.action)
+        if out.error:
+            if protective and not any(s in out.error for s in NOT_FAILURES):
+                log.error(
+                    "ALERT: %s: protective %s on %s failed: %s",
+                    w.label,
+                    name,
+                    who,
+                    out.error,
+                    extra=alert("protection failed", who, "critical"),
+                )
+            return
+        if not sent:
+            return
+        after = f", health after {out.health_after:.4f}" if out.health_after is not None else ""
+        what = "protection" if protective else "liquidation"
+        log.info(
+            "%s: %s %s on %s done%s", w.label, what, name, who, after, extra=alert(what, f"{who} {out.block}", "info")
+        )
 
     # ------------------------------------------------------------------ loop
     async def run(self, *, blocks: int | None = None) -> None:
@@ -584,6 +648,12 @@ class Keeper:
             except TransientError as exc:
                 failures += 1
                 log.warning("transient failure (%d in a row), retrying next block: %s", failures, exc)
+                if failures == 3:
+                    log.error(
+                        "ALERT: 3 blocks in a row failed: the RPC may be down (%s)",
+                        exc,
+                        extra=alert("rpc down", "", "critical"),
+                    )
             except (FatalError, ConfigError):
                 raise
             except Exception:

@@ -154,3 +154,8 @@ def subject(action: Action) -> str:
     if isinstance(action, BuyCollateral):
         return f"buy:{action.asset}"
     return action.account
+
+
+def is_protective(action: Action) -> bool:
+    """An action on one of the user's own positions (not a liquidation of someone else's)."""
+    return isinstance(action, Protect | AddMargin | ReducePosition | SettleOrder)

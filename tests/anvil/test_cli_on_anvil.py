@@ -16,7 +16,11 @@ E18, E6 = 10**18, 10**6
 
 
 def keeper_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "KEEPER_OPS_LISTEN": "",  # no operations server (tests/anvil/test_operations.py runs one)
+    }
     return subprocess.run(
         [sys.executable, "-m", "keeper", *args],
         capture_output=True,
