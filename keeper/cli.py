@@ -53,6 +53,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("--rpc-url", default="http://127.0.0.1:8545", help="dev node with unlocked accounts")
     deploy.add_argument("--write", default=None, metavar="PATH", help="also write the config TOML to PATH")
+    rehearse = sub.add_parser(
+        "rehearse",
+        help="run the keeper on a local anvil fork of the chain (funded, optionally with price shocks) and report",
+        description="Starts anvil --fork-url (KEEPER_RPC_URL by default) at a block, funds the keeper's address on "
+        "the fork, applies price shocks by overriding the price sources' code, runs the keeper for N blocks and "
+        "reports every action and whether each transaction succeeded. Nothing is sent to the real chain. Without "
+        "a configured key an ephemeral one is used on the fork. Exit code 1 if a transaction failed.",
+    )
+    _common(rehearse)
+    rehearse.add_argument("--fork-url", default=None, help="RPC to fork (default: the first KEEPER_RPC_URL)")
+    rehearse.add_argument("--fork-block", type=int, default=None, help="block to fork at (default: the latest)")
+    rehearse.add_argument("--blocks", type=int, default=5, help="blocks to run the keeper for on the fork (default 5)")
+    rehearse.add_argument(
+        "--shock",
+        action="append",
+        default=[],
+        metavar="SYMBOL=PCT",
+        help="move an asset's oracle price by PCT percent on the fork, e.g. WETH=-25 (repeatable)",
+    )
+    rehearse.add_argument(
+        "--fund",
+        action="append",
+        default=[],
+        metavar="SYMBOL=AMOUNT",
+        help="give the keeper AMOUNT tokens on the fork, e.g. USDC=100000 (repeatable)",
+    )
+    rehearse.add_argument(
+        "--fund-native", type=float, default=10.0, help="native coin for gas on the fork (default 10)"
+    )
+    rehearse.add_argument("--dry-run", action="store_true", help="simulate only, even on the fork")
+    rehearse.add_argument("--block-time", type=float, default=1.0, help="fork block interval, seconds (default 1)")
     demo = sub.add_parser("demo", help="run the keeper on an embedded local chain through a price crash")
     demo.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -103,6 +134,23 @@ async def _dispatch(args: Any) -> int:
             with open(args.write, "w") as f:
                 f.write(text)
         return 0
+    if args.command == "rehearse":
+        from keeper.rehearse import parse_amounts, rehearse
+
+        rehearsal = await rehearse(
+            args.network,
+            args.env_file,
+            fork_url=args.fork_url,
+            fork_block=args.fork_block,
+            blocks=args.blocks,
+            shocks=parse_amounts(args.shock, "--shock"),
+            fund=parse_amounts(args.fund, "--fund"),
+            fund_native=args.fund_native,
+            dry_run=args.dry_run,
+            block_time=args.block_time,
+        )
+        print(rehearsal.summary())
+        return 1 if rehearsal.failed else 0
     from keeper.runtime import open_keeper, print_status, serve
 
     live = args.command == "run" and not args.dry_run

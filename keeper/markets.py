@@ -287,6 +287,11 @@ class Watch(ABC):
         """The positions this market protects, as the book names them."""
         return list(self.settings.protect.accounts)
 
+    def price_sources(self) -> dict[str, str]:
+        """Symbol -> the Chainlink-style aggregator the market prices it with (after `load`);
+        what a fork rehearsal overrides to shock a price. Empty where the market has none."""
+        return {}
+
     def screen_below(self) -> float:
         """Health factor (engine, float) under which an account goes to the exact liquidation check."""
         return 1.0
@@ -410,6 +415,9 @@ class AaveWatch(LendingWatch):
     def tokens(self) -> tuple[str, ...]:
         return tuple(r.asset for r in self.adapter.reserves)
 
+    def price_sources(self) -> dict[str, str]:
+        return {r.symbol: r.price_source for r in self.adapter.reserves if r.price_source}
+
     @property
     def symbols(self) -> tuple[str, ...]:
         return tuple(r.symbol for r in self.adapter.reserves)
@@ -522,6 +530,12 @@ class CometWatch(LendingWatch):
         s = self.adapter.static or self._static
         assert s is not None
         return (s.base_symbol, *s.symbols)
+
+    def price_sources(self) -> dict[str, str]:
+        s = self.adapter.static or self._static
+        assert s is not None
+        feeds = {sym: a.price_feed for sym, a in zip(s.symbols, self.adapter._assets, strict=True)}
+        return {s.base_symbol: s.base_price_feed, **feeds}
 
     def price(self, column: int) -> int:
         assert self.market is not None
