@@ -25,7 +25,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keeper", description=__doc__ or "")
+    parser = argparse.ArgumentParser(
+        prog="keeper",
+        description="On-chain keeper for Aave v3, Compound v3 and Synthetix v3 perps: protects your positions and "
+        "liquidates others'. Configuration: config/<network>.toml and the environment (see README.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"keeper {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="watch the market each block: protect your accounts, liquidate others")
     _common(run)
@@ -85,8 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--dry-run", action="store_true", help="simulate only, even on the fork")
     rehearse.add_argument("--block-time", type=float, default=1.0, help="fork block interval, seconds (default 1)")
     demo = sub.add_parser("demo", help="run the keeper on an embedded local chain through a price crash")
-    demo.add_argument("-v", "--verbose", action="store_true")
+    demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("keeper")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _setup_logging(verbose: bool) -> None:
