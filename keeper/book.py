@@ -59,6 +59,16 @@ class Snapshot:
         """(P, A) base units per token, NaN where not applicable."""
         return self._engine.liquidation_prices(self._coll, self._debt, self._m)
 
+    def nearest_liquidation(self, row: int) -> tuple[int, float] | None:
+        """(column, liquidation price) of the asset whose smallest move liquidates the account
+        (others fixed), or None when no single asset can."""
+        if not np.isfinite(self.distance[row]):
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            moves = np.abs(self.liquidation_price[row] / self._m.price_base - 1)
+        column = int(np.nanargmin(moves))
+        return column, float(self.liquidation_price[row][column])
+
     @cached_property
     def distance(self) -> np.ndarray:
         """(P,) smallest single-asset relative move to liquidation."""

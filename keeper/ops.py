@@ -265,17 +265,14 @@ def positions(w: Watch, top: int, last: dict[tuple[str, str], Any]) -> list[dict
     snap = w.book.snapshot()
     hf = snap.health.health_factor
     protected = [w.book.row[a] for a in w.protected_accounts() if a in w.book.row]
-    others = [int(i) for i in np.argsort(hf, kind="stable") if int(i) not in set(protected)]
+    riskiest = [int(i) for i in np.argsort(hf, kind="stable")[: top + len(protected)] if int(i) not in protected]
     rows = []
-    for i in (protected + others)[: max(top, len(protected))]:
+    for i in (protected + riskiest)[: max(top, len(protected))]:
         user = snap.users[i]
         dist = float(snap.distance[i])
         liq = None
-        if math.isfinite(dist):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                moves = np.abs(snap.liquidation_price[i] / w.book.prices - 1)
-            a = int(np.nanargmin(moves))
-            liq = {"asset": w.symbols[a], "price": float(snap.liquidation_price[i][a]) / w.engine_scale}
+        if nearest := snap.nearest_liquidation(i):
+            liq = {"asset": w.symbols[nearest[0]], "price": nearest[1] / w.engine_scale}
         out = last.get((w.label, user))
         rows.append(
             {

@@ -24,13 +24,10 @@ from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
 from keeper.abi import fn
-from keeper.chain import Chain
 from keeper.config import Secret, Settings, load_settings
 from keeper.devchain import DevChain, free_port, start_anvil
 from keeper.errors import ConfigError, KeeperError
-from keeper.execution.executor import Executor
-from keeper.execution.journal import Journal
-from keeper.service import Keeper
+from keeper.runtime import build_keeper
 
 log = logging.getLogger("keeper.rehearse")
 MOCK_LATEST_ROUND_SLOT = 1
@@ -146,7 +143,6 @@ async def rehearse(
     fund_native: float,
     dry_run: bool,
     block_time: float = 1.0,
-    report: Any = print,
 ) -> Rehearsal:
     settings = load_settings(network, env_file, require_key=False)
     upstream = fork_url or settings.rpc_url.value.split(",")[0].strip()
@@ -155,7 +151,7 @@ async def rehearse(
         args += ["--fork-block-number", str(fork_block)]
     proc, url = start_anvil(free_port(), *args, timeout_s=60)
     try:
-        return await _rehearse(settings, url, blocks, shocks, fund, fund_native, dry_run, report)
+        return await _rehearse(settings, url, blocks, shocks, fund, fund_native, dry_run)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -169,26 +165,24 @@ async def _rehearse(
     fund: dict[str, float],
     fund_native: float,
     dry_run: bool,
-    report: Any,
 ) -> Rehearsal:
     w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 60}))
     ephemeral = settings.private_key is None and not dry_run
-    signer = (
-        Account.create()
-        if ephemeral
-        else (Account.from_key(settings.private_key.value) if settings.private_key else None)
-    )
-    address = signer.address if signer is not None else settings.address
+    key = Secret("0x" + bytes(Account.create().key).hex()) if ephemeral else settings.private_key
+    address = Account.from_key(key.value).address if key is not None else settings.address
     assert address is not None
-    settings = replace(settings, rpc_url=Secret(url), ws_url=None, address=address)
-    fork_block = int(await w3.eth.block_number)
-    chain = Chain(
-        w3, settings.multicall3, multicall_chunk=settings.multicall_chunk, log_chunk=settings.log_chunk_blocks
+    journal = Path(tempfile.mkdtemp(prefix="keeper-rehearsal-")) / "journal.sqlite"
+    settings = replace(
+        settings,
+        rpc_url=Secret(url),
+        ws_url=None,
+        private_key=key,
+        address=address,
+        execution=replace(settings.execution, journal_path=str(journal)),
     )
-    journal = Journal(Path(tempfile.mkdtemp(prefix="keeper-rehearsal-")) / "journal.sqlite")
-    executor = Executor(chain, settings.execution, address, signer, dry_run=dry_run, journal=journal)
-    keeper = Keeper(settings, chain, executor, report=report)
-    keeper.background = True
+    fork_block = int(await w3.eth.block_number)
+    keeper = build_keeper(settings, w3, dry_run=dry_run)
+    chain = keeper.chain
     await _rpc(w3, "anvil_setBalance", [address, hex(int(fund_native * 10**18))])
     for w in keeper.watches:
         await w.load(chain, fork_block)

@@ -97,17 +97,13 @@ def status_rows(w: Watch, top: int) -> list[tuple[str, float, float, float, str,
     assert w.book is not None
     snap = w.book.snapshot()
     hf = snap.health.health_factor
-    prices = w.book.prices
     order = np.argsort(hf, kind="stable")[:top]
     rows = []
     for k in order:
         d = snap.distance[k]
         liq = "-"
-        if math.isfinite(d):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                moves = np.abs(snap.liquidation_price[k] / prices - 1)
-            a = int(np.nanargmin(moves))
-            liq = f"{w.symbols[a]} {usd(snap.liquidation_price[k][a], w.engine_scale)}"
+        if nearest := snap.nearest_liquidation(int(k)):
+            liq = f"{w.symbols[nearest[0]]} {usd(nearest[1], w.engine_scale)}"
         emode = getattr(w.book.positions[snap.users[k]], "emode", 0)
         if emode:
             liq = f"e-mode {emode}: not modelled"

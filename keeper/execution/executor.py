@@ -184,16 +184,25 @@ class Executor:
         budget or the hourly action count (both from the journal, so they hold across restarts)."""
         if why := self.kill_switch():
             raise SkipAction(f"not sending: {why} (monitoring continues)")
-        day = time.time() - 86_400
-        budget = int(self.settings.max_gas_spend_native_per_day * 10**18)
-        spent = self.journal.gas_spent_since(day)
-        if spent + worst_cost_wei > budget:
-            raise SkipAction(
+        spent, count = self._spent_and_sent()
+        if why := self._over_cap(worst_cost_wei, spent, count):
+            raise SkipAction(why)
+
+    def _spent_and_sent(self) -> tuple[int, int]:
+        """Gas spent (or in flight, worst case) in the last 24 h, and actions sent in the last hour."""
+        return self.journal.gas_spent_since(time.time() - 86_400), self.journal.actions_sent_since(time.time() - 3_600)
+
+    def _over_cap(self, worst_cost_wei: int, spent: int, count: int) -> str | None:
+        """Why one more transaction (worst case `worst_cost_wei`) breaks the daily gas budget or
+        the hourly action count, given what was spent and sent; None when it does not."""
+        if spent + worst_cost_wei > int(self.settings.max_gas_spend_native_per_day * 10**18):
+            return (
                 f"daily gas budget: {spent / 1e18:.5f} spent or in flight + {worst_cost_wei / 1e18:.5f} > "
                 f"max_gas_spend_native_per_day {self.settings.max_gas_spend_native_per_day}"
             )
-        if self.journal.actions_sent_since(time.time() - 3_600) >= self.settings.max_actions_per_hour:
-            raise SkipAction(f"max_actions_per_hour {self.settings.max_actions_per_hour} reached")
+        if count >= self.settings.max_actions_per_hour:
+            return f"max_actions_per_hour {self.settings.max_actions_per_hour} reached"
+        return None
 
     async def simulate(self, tx: TxRequest) -> int:
         """eth_call then eth_estimateGas from the keeper's address; SkipAction with the revert reason."""
@@ -690,19 +699,12 @@ class Executor:
             for i, _, _ in ready:
                 out[i] = SkipAction(f"not sending: {why} (monitoring continues)")
             return []
-        budget = int(self.settings.max_gas_spend_native_per_day * 10**18)
-        spent = self.journal.gas_spent_since(time.time() - 86_400)
-        count = self.journal.actions_sent_since(time.time() - 3_600)
+        spent, count = self._spent_and_sent()
         admitted = []
         for i, estimate, gas_limit in ready:
             worst = gas_limit * max_fee
-            if spent + worst > budget:
-                out[i] = SkipAction(
-                    f"daily gas budget: {spent / 1e18:.5f} spent or in flight + {worst / 1e18:.5f} > "
-                    f"max_gas_spend_native_per_day {self.settings.max_gas_spend_native_per_day}"
-                )
-            elif count >= self.settings.max_actions_per_hour:
-                out[i] = SkipAction(f"max_actions_per_hour {self.settings.max_actions_per_hour} reached")
+            if why := self._over_cap(worst, spent, count):
+                out[i] = SkipAction(why)
             else:
                 spent += worst
                 count += 1
