@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from keeper.errors import ConfigError, FatalError, KeeperError
@@ -89,6 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument("--dry-run", action="store_true", help="simulate only, even on the fork")
     rehearse.add_argument("--block-time", type=float, default=1.0, help="fork block interval, seconds (default 1)")
+    bt = sub.add_parser(
+        "backtest",
+        help="replay price paths (CSV) against positions: predictive vs static-threshold vs alert-only",
+    )
+    bt.add_argument("paths", nargs="+", metavar="CSV", help="timestamp, one USD price column per asset, [gas_gwei]")
+    bt.add_argument(
+        "--scenario", default="config/backtest.toml", help="assets, feeds, positions, [protect] (default: %(default)s)"
+    )
+    bt.add_argument("--png", default=None, metavar="PATH", help="chart path (default: <csv name>.png here)")
+    bt.add_argument("--no-png", action="store_true", help="print the table only")
+    stress = sub.add_parser(
+        "stress", help="health of each position under price shocks and correlated Monte Carlo; table + PNG heatmap"
+    )
+    _common(stress)
+    stress.add_argument(
+        "--scenario", default=None, metavar="TOML", help="stress a backtest file's positions instead of the chain's"
+    )
+    stress.add_argument(
+        "--prices", default=None, metavar="CSV", help="with --scenario: price the assets at this CSV's first row"
+    )
+    stress.add_argument("--top", type=int, default=10, help="chain: the N riskiest accounts besides protected ones")
+    stress.add_argument("--horizon", type=float, default=86_400, help="Monte Carlo horizon, seconds (default 1 day)")
+    stress.add_argument(
+        "--vol", action="append", default=[], metavar="SYM=VOL", help="annualised volatility of an asset (repeat)"
+    )
+    stress.add_argument("--default-vol", type=float, default=0.8, help="for assets without --vol (default 0.8)")
+    stress.add_argument("--corr", type=float, default=0.7, help="pairwise correlation of the assets (default 0.7)")
+    stress.add_argument(
+        "--df", type=float, default=4.0, help="Student-t degrees of freedom; 0 for Gaussian (default 4)"
+    )
+    stress.add_argument("--paths", type=int, default=20_000, help="Monte Carlo paths (default 20000)")
+    stress.add_argument("--png", default="stress.png", metavar="PATH", help="heatmap path (default: %(default)s)")
+    stress.add_argument("--no-png", action="store_true", help="print the table only")
     demo = sub.add_parser("demo", help="run the keeper on an embedded local chain through a price crash")
     demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -148,6 +182,19 @@ async def _dispatch(args: Any) -> int:
             with open(args.write, "w") as f:
                 f.write(text)
         return 0
+    if args.command == "backtest":
+        return _backtest(args)
+    if args.command == "stress" and args.scenario:
+        from keeper import stress
+
+        prices = None
+        if args.prices:
+            from keeper.backtest import load_path
+
+            path = load_path(args.prices)
+            prices = {k: float(v[0]) for k, v in path.prices.items()}
+        _stress([stress.from_scenario(args.scenario, prices)], args)
+        return 0
     if args.command == "rehearse":
         from keeper.rehearse import parse_amounts, rehearse
 
@@ -173,6 +220,14 @@ async def _dispatch(args: Any) -> int:
         if args.command == "status":
             await keeper.start()
             print_status(keeper, args.top)
+        elif args.command == "stress":
+            from keeper import stress
+
+            await keeper.start()
+            found = stress.from_keeper(keeper, args.top)
+            if not found:
+                raise KeeperError("no Aave v3 positions to stress (stress reads Aave v3 markets)")
+            _stress(found, args)
         else:
             async with serve(keeper, listen=args.listen):
                 await keeper.run(blocks=args.blocks)
@@ -181,6 +236,45 @@ async def _dispatch(args: Any) -> int:
     finally:
         await keeper.chain.close()
     return 0
+
+
+def _backtest(args: Any) -> int:
+    from keeper import backtest
+
+    scenario = backtest.load_scenario(args.scenario)
+    for csv_path in args.paths:
+        path = backtest.load_path(csv_path)
+        results = backtest.run(scenario, path)
+        hours = (path.times[-1] - path.times[0]) / 3600
+        print(f"\n{csv_path}: {len(path.times)} rows over {hours:.1f} h; scenario {args.scenario}")
+        print(backtest.table(results))
+        if not args.no_png:
+            out = args.png if args.png and len(args.paths) == 1 else Path(csv_path).stem + ".png"
+            backtest.chart(results, path, scenario, out)
+            print(f"chart: {out}")
+    return 0
+
+
+def _stress(found: list[Any], args: Any) -> None:
+    from keeper import stress
+
+    vols = {}
+    for item in args.vol:
+        sym, _, value = item.partition("=")
+        try:
+            vols[sym.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--vol {item!r}: expected SYMBOL=annualised volatility, e.g. WETH=0.8") from None
+    if not -1 < args.corr < 1 or args.paths <= 0 or args.horizon <= 0 or (args.df and args.df <= 2):
+        raise ConfigError("--corr must be in (-1, 1), --paths and --horizon positive, --df above 2 (or 0)")
+    for k, e in enumerate(found):
+        cov = stress.covariance(e.symbols, vols, args.default_vol, args.corr)
+        result = stress.run(e, cov, args.horizon, df=args.df or None, paths=args.paths)
+        print(stress.table(e, result, args.horizon))
+        if not args.no_png:
+            out = args.png if k == 0 else f"{Path(args.png).stem}-{k}.png"
+            stress.heatmap(e, result, out)
+            print(f"heatmap: {out}")
 
 
 def write_report(keeper: Any, path: str) -> None:

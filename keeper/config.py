@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,49 @@ class PerpsSettings:
 
 
 @dataclass(frozen=True)
+class PredictiveSettings:
+    """The volatility-aware, look-ahead trigger (`mode = "predictive"`); see keeper.strategy.trigger."""
+
+    half_life_s: float = 1800.0
+    """EWMA half-life of the volatility estimate: an observed return's weight halves every this many seconds."""
+    downside_weight: float = 0.0
+    """Asymmetric EWMA: a falling price counts (1 + this) times in the variance."""
+    vol_model: str = "ewma"
+    """'ewma', or 'garch' (GARCH(1,1) fitted to the observed returns scales the horizon variance)."""
+    prior_vol: float = 0.8
+    """Annualised volatility assumed for every asset before prices have been observed."""
+    reaction_s: float = 60.0
+    """Reaction horizon: detection + simulation + inclusion + oracle lag, seconds."""
+    max_liquidation_probability: float = 1e-3
+    """Act when the probability of liquidation within reaction_s exceeds this."""
+    target_horizon_s: float = 3600.0
+    """After acting, the probability of liquidation within this many seconds ..."""
+    target_probability: float = 0.01
+    """... stays below this: the target health rises with volatility (never below target_hf)."""
+    max_target_hf: float = 2.5
+    gap_bps: int = 0
+    """Oracle jump allowance added to the barrier (e.g. a CAPO or exchange-rate gap)."""
+    hysteresis: float = 0.03
+    """After acting, the trigger re-arms once health is this fraction above trigger_hf (and the
+    probability below half the level); until then it acts again only after cooldown_s."""
+    cooldown_s: float = 120.0
+    emergency_probability: float = 0.05
+    """Above this probability the cooldown is ignored."""
+
+
+_PREDICTIVE_KEYS = frozenset(f.name for f in fields(PredictiveSettings))
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """A Chainlink-style feed's update rules, for the look-ahead ([oracle.feeds.SYMBOL]); the
+    market price it is compared with is the off-chain reference ([oracle] reference_url)."""
+
+    deviation_bps: int = 50
+    heartbeat_s: int = 3600
+
+
+@dataclass(frozen=True)
 class ProtectSettings:
     accounts: tuple[str, ...] = ()
     """Positions to keep healthy (usually the key's own address)."""
@@ -92,6 +135,23 @@ class ProtectSettings:
     """Order in which to try actions: repay debt from the wallet, supply collateral from the wallet."""
     target_buffer_bps: int = 2
     """Aim this many basis points above target, to absorb interest accrued before inclusion."""
+    mode: str = "static"
+    """'static': act below trigger_hf at the oracle price; 'predictive': also act on the
+    predicted oracle price and on the probability of liquidation ([protect.predictive]);
+    'alert': never act, only alert."""
+    predictive: PredictiveSettings = PredictiveSettings()
+    positions: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    """Per-account overrides of any [protect] or [protect.predictive] key ([protect.positions."0x..."])."""
+
+    def for_account(self, account: str) -> ProtectSettings:
+        """These settings with the account's own overrides applied."""
+        for who, items in self.positions:
+            if who.lower() == account.lower():
+                own = dict(items)
+                pred = {k: v for k, v in own.items() if k in _PREDICTIVE_KEYS}
+                top = {k: v for k, v in own.items() if k not in _PREDICTIVE_KEYS}
+                return replace(self, **top, predictive=replace(self.predictive, **pred), positions=())
+        return self
 
 
 @dataclass(frozen=True)
@@ -120,6 +180,11 @@ class OracleSettings:
     max_deviation_bps: int = 300
     """An on-chain price further than this from the reference is untrusted (no action on it)."""
     reference_every_s: float = 10.0
+    feeds: tuple[tuple[str, FeedSettings], ...] = ()
+    """(asset symbol, update rules and market price source) for the look-ahead ([oracle.feeds.SYMBOL])."""
+
+    def feed_for(self, symbol: str) -> FeedSettings | None:
+        return next((f for key, f in self.feeds if key == symbol), None)
 
     def max_age_for(self, symbol: str, address: str = "") -> int:
         for key, age in self.heartbeats:
@@ -384,27 +449,26 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
             errors.append(f"{where}: {key}: must be at least {least} (got {value})")
         numbers[key] = value
 
-    protect = _section(data, "protect", ProtectSettings, where, errors, env)
-    if protect is not None:
-        accounts = tuple(_check_address(a, f"{where}: [protect] accounts", errors) for a in protect.accounts)
-        protect = ProtectSettings(**{**protect.__dict__, "accounts": accounts})
-        if protect.trigger_hf <= 1.0:
-            errors.append(f"{where}: [protect] trigger_hf: must be above 1.0 (got {protect.trigger_hf})")
-        if protect.target_hf <= protect.trigger_hf:
-            errors.append(
-                f"{where}: [protect] target_hf ({protect.target_hf}) must be above trigger_hf "
-                f"({protect.trigger_hf}), or the keeper would act again at once"
-            )
-        for p in protect.prefer:
-            if p not in ("repay", "supply"):
-                errors.append(f"{where}: [protect] prefer: unknown action {p!r} (use 'repay', 'supply')")
+    protect = parse_protect(data.get("protect", {}), where, errors, env)
     liquidate = _section(data, "liquidate", LiquidateSettings, where, errors, env)
     execution = _section(data, "execution", ExecutionSettings, where, errors, env)
     oracle_raw = data.get("oracle", {})
     heartbeats = oracle_raw.pop("heartbeats", {}) if isinstance(oracle_raw, dict) else {}
+    feeds_raw = oracle_raw.pop("feeds", {}) if isinstance(oracle_raw, dict) else {}
     oracle = _section(data, "oracle", OracleSettings, where, errors, env)
     if isinstance(oracle_raw, dict):
         oracle_raw["heartbeats"] = heartbeats  # leave the parsed TOML as it was
+        oracle_raw["feeds"] = feeds_raw
+    feeds = []
+    for symbol, spec in (feeds_raw if isinstance(feeds_raw, dict) else {}).items():
+        name = f"oracle.feeds.{symbol}"
+        feed = _section({name: spec}, name, FeedSettings, where, errors, {})
+        if feed is not None and (feed.deviation_bps <= 0 or feed.heartbeat_s <= 0):
+            errors.append(f"{where}: [oracle.feeds.{symbol}]: deviation_bps and heartbeat_s must be positive")
+        if feed is not None:
+            feeds.append((str(symbol), feed))
+    if oracle is not None:
+        oracle = replace(oracle, feeds=tuple(feeds))
     if not isinstance(heartbeats, dict) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in heartbeats.values()
     ):
@@ -467,6 +531,86 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         source=where,
         **numbers,
     )
+
+
+def parse_protect(
+    raw: Any, where: str, errors: list[str], env: dict[str, str], *, named: bool = False
+) -> ProtectSettings | None:
+    """[protect] with its [protect.predictive] defaults and [protect.positions.<account>] overrides;
+    `named` accepts position names instead of addresses (the backtester's positions)."""
+    protect_raw = dict(raw) if isinstance(raw, dict) else {}
+    predictive = _section(protect_raw, "predictive", PredictiveSettings, f"{where}: [protect]", errors, {})
+    positions = _positions(protect_raw.pop("positions", {}), where, errors, named)
+    protect_raw.pop("predictive", None)
+    protect = _section({"protect": protect_raw}, "protect", ProtectSettings, where, errors, env)
+    if protect is None:
+        return None
+    accounts = tuple(_check_address(a, f"{where}: [protect] accounts", errors) for a in protect.accounts)
+    protect = replace(protect, accounts=accounts, predictive=predictive or PredictiveSettings(), positions=positions)
+    if protect.mode not in ("static", "predictive", "alert"):
+        errors.append(f"{where}: [protect] mode: one of static, predictive, alert (got {protect.mode!r})")
+    errors += _check_protect(protect, f"{where}: [protect]")
+    for account, _ in protect.positions:
+        errors += _check_protect(protect.for_account(account), f"{where}: [protect.positions.{account}]")
+    for p in protect.prefer:
+        if p not in ("repay", "supply"):
+            errors.append(f"{where}: [protect] prefer: unknown action {p!r} (use 'repay', 'supply')")
+    return protect
+
+
+def _check_protect(p: ProtectSettings, where: str) -> list[str]:
+    """Trigger/target consistency (a target at or below the trigger would act again at once)."""
+    errors = []
+    if p.trigger_hf <= 1.0:
+        errors.append(f"{where} trigger_hf: must be above 1.0 (got {p.trigger_hf})")
+    if p.target_hf <= p.trigger_hf:
+        errors.append(
+            f"{where} target_hf ({p.target_hf}) must be above trigger_hf ({p.trigger_hf}), "
+            "or the keeper would act again at once"
+        )
+    q = p.predictive
+    for name in ("max_liquidation_probability", "target_probability", "emergency_probability"):
+        if not 0 < getattr(q, name) < 1:
+            errors.append(f"{where} predictive {name}: must be between 0 and 1 (got {getattr(q, name)})")
+    for name in ("half_life_s", "reaction_s", "target_horizon_s", "prior_vol"):
+        if getattr(q, name) <= 0:
+            errors.append(f"{where} predictive {name}: must be positive (got {getattr(q, name)})")
+    if q.vol_model not in ("ewma", "garch"):
+        errors.append(f"{where} predictive vol_model: 'ewma' or 'garch' (got {q.vol_model!r})")
+    if q.max_target_hf <= p.target_hf:
+        errors.append(f"{where} predictive max_target_hf ({q.max_target_hf}) must be above target_hf ({p.target_hf})")
+    if p.target_hf < p.trigger_hf * (1 + q.hysteresis):
+        errors.append(
+            f"{where} target_hf ({p.target_hf}) must be at least trigger_hf x (1 + hysteresis) "
+            f"({p.trigger_hf * (1 + q.hysteresis):.4f}), or the trigger would never re-arm after reaching it"
+        )
+    return errors
+
+
+def _positions(
+    raw: Any, where: str, errors: list[str], named: bool
+) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """[protect.positions."0x..."]: per-account overrides, each key checked and typed as in [protect]."""
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: [protect.positions] must be a table of account = {{overrides}}")
+        return ()
+    types = {f.name: f.type for f in fields(ProtectSettings) if f.name not in ("accounts", "predictive", "positions")}
+    types |= {f.name: f.type for f in fields(PredictiveSettings)}
+    out = []
+    for account, items in raw.items():
+        at = f"{where}: [protect.positions.{account}]"
+        address = str(account) if named else _check_address(account, at, errors)
+        if not isinstance(items, dict):
+            errors.append(f"{at}: must be a table")
+            continue
+        own = []
+        for key, value in items.items():
+            if key not in types:
+                errors.append(f"{at} {key}: unknown key (known: {', '.join(sorted(types))})")
+                continue
+            own.append((key, _coerce(value, types[key], f"{at} {key}", errors)))
+        out.append((address, tuple(own)))
+    return tuple(out)
 
 
 def _aave(raw: Any, where: str, errors: list[str]) -> AaveMarket | None:

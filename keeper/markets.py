@@ -28,6 +28,7 @@ from keeper.execution.executor import TxRequest
 from keeper.protocols import aave_v3, comet, perps
 from keeper.risk.guards import FeedRound, deviation_problems, oracle_problems
 from keeper.risk.health import AAVE, COMET, PERPS
+from keeper.risk.predict import SECONDS_PER_YEAR, ewma_step, health_sigma, health_under, next_oracle_answer
 from keeper.strategy.actions import (
     Absorb,
     Action,
@@ -41,6 +42,7 @@ from keeper.strategy.actions import (
 )
 from keeper.strategy.liquidate import decide_comet, decide_liquidations, decide_perps_liquidations
 from keeper.strategy.protect import decide_protect, decide_protect_comet, decide_protect_perps
+from keeper.strategy.trigger import Arm, Risk, Trigger, evaluate, sizing_settings
 
 log = logging.getLogger("keeper")
 decision_log = logging.getLogger("keeper.decision")
@@ -81,6 +83,10 @@ class Watch(ABC):
         self._oracle_bad: dict[int, str] = {}
         self.reference: dict[str, float] = {}
         """Off-chain reference prices (USD by symbol), when configured; set by the service."""
+        self._vol: tuple[np.ndarray, float, np.ndarray] | None = None
+        """(last prices, their time, EWMA covariance rate per second) for the predictive trigger."""
+        self._arms: dict[str, Arm] = {}
+        self._static_noted = False
 
     @property
     def label(self) -> str:
@@ -138,9 +144,62 @@ class Watch(ABC):
     def column_of(self, token: str) -> int: ...
 
     # -- decisions (lending markets; a market with other actions overrides decide())
-    def protect(self, pos: Any, wallet: list[int]) -> Protect | None:
+    def protect(self, pos: Any, wallet: list[int], settings: ProtectSettings) -> Protect | None:
         """The protective action for a watched account, if it needs one."""
         return None
+
+    def value_exposures(self, pos: Any) -> tuple[list[float], list[float]] | None:
+        """Per column: (collateral value x liquidation threshold, debt value); None where the
+        predictive trigger is not supported (the static trigger applies)."""
+        return None
+
+    def observe_prices(self, now: float) -> None:
+        """Feed the volatility estimate (EWMA of log returns) with this block's market prices:
+        the off-chain reference where configured, else the oracle's answers."""
+        px = np.array([self.reference.get(sym, self.price(i) / self.price_scale) for i, sym in enumerate(self.symbols)])
+        q = self.settings.protect.predictive
+        if self._vol is None or len(self._vol[0]) != len(px) or not np.all(px > 0):
+            prior = np.eye(len(px)) * q.prior_vol**2 / SECONDS_PER_YEAR
+            self._vol = (px, now, prior if self._vol is None or len(self._vol[0]) != len(px) else self._vol[2])
+            return
+        last, then, cov = self._vol
+        if now > then:
+            cov = ewma_step(cov, np.log(px / last), now - then, q.half_life_s, q.downside_weight)
+            self._vol = (px, now, cov)
+
+    def trigger(self, head: Head, pos: Any, ps: ProtectSettings) -> Trigger | None:
+        """The predictive/alert trigger's decision for a protected account (None: static)."""
+        if ps.mode == "static":
+            return None
+        exposures = self.value_exposures(pos)
+        if exposures is None or self._vol is None:
+            if not self._static_noted:
+                log.warning("%s: [protect] mode %r is for Aave v3 markets; static trigger here", self.label, ps.mode)
+                self._static_noted = True
+            return None
+        coll_lt, debt = np.array([exposures[0]]), np.array([exposures[1]])
+        o = self.settings.oracle
+        oracle = np.array([self.price(i) / self.price_scale for i in range(len(self.symbols))])
+        market = np.array([self.reference.get(sym, np.nan) for sym in self.symbols])
+        feeds = self.feeds()
+        updated = np.array([float(f.updated_at) if f else float(head.timestamp) for f in feeds[: len(oracle)]])
+        specs = [o.feed_for(sym) for sym in self.symbols]
+        deviation = np.array([(f.deviation_bps if f else 50) / 1e4 for f in specs])
+        heartbeat = np.array(
+            [
+                float(f.heartbeat_s) if f else float(o.max_age_for(sym))
+                for f, sym in zip(specs, self.symbols, strict=True)
+            ]
+        )
+        nxt, _ = next_oracle_answer(oracle, market, updated, float(head.timestamp), deviation, heartbeat)
+        hf = self.exact_health(pos)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(oracle > 0, nxt / oracle, 1.0)
+        hf_pred = float(health_under(coll_lt, debt, factor[None, :])[0, 0])
+        sigma = float(health_sigma(coll_lt, debt, self._vol[2])[0])
+        trig = evaluate(Risk(hf, hf_pred, sigma), ps, self._arms.get(pos.user, Arm()), float(head.timestamp))
+        self._arms[pos.user] = trig.arm
+        return trig
 
     def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]:
         """Liquidations of the accounts below 1 (exact checks are the strategy's)."""
@@ -220,6 +279,8 @@ class Watch(ABC):
         every market, by token) as it plans."""
         assert self.book is not None
         self.oracle_guard(head.number, head.timestamp)
+        if self.settings.protect.accounts:
+            self.observe_prices(float(head.timestamp))
         actions: list[Action] = []
         for account in self.settings.protect.accounts:
             pos = self.book.positions.get(account)
@@ -228,10 +289,26 @@ class Watch(ABC):
             if pos.emode:
                 log_decision(head.number, self.label, "skip", account, {"reason": f"e-mode {pos.emode} not supported"})
                 continue
-            action = self.protect(pos, self.wallet_columns(wallet))
+            ps = self.settings.protect.for_account(account)
+            trig = self.trigger(head, pos, ps)
+            if trig is not None:
+                if trig.reason != "healthy":
+                    log_decision(head.number, self.label, "trigger", account, asdict(trig))
+                if trig.reason.startswith("alert-only"):
+                    log.warning(
+                        "ALERT: %s at risk: %s", account, trig.reason, extra=alert("at risk", account, "warning")
+                    )
+                if not trig.act:
+                    continue
+                ps = sizing_settings(ps, trig)
+            action = self.protect(pos, self.wallet_columns(wallet), ps)
             if action is None:
                 continue
-            if reasons := self.exposure(pos, action.asset):
+            reasons = self.exposure(pos, action.asset)
+            if trig is not None and trig.health < action.health_before and all("deviates" in r for r in reasons):
+                # the oracle's answer is above the market's: protecting on the worse price is the safe side
+                reasons = []
+            if reasons:
                 log.warning(
                     "ALERT: not protecting %s (HF %.4f): untrusted oracle price: %s",
                     account,
@@ -439,9 +516,13 @@ class AaveWatch(LendingWatch):
         hf = aave_v3.account_data(pos, self.market).health_factor_wad
         return float("inf") if hf >= 2**255 else hf / aave_v3.WAD
 
-    def protect(self, pos: aave_v3.Position, wallet: list[int]) -> Protect | None:
+    def protect(self, pos: aave_v3.Position, wallet: list[int], settings: ProtectSettings) -> Protect | None:
         assert self.market is not None
-        return decide_protect(pos, self.market, wallet, self.settings.protect)
+        return decide_protect(pos, self.market, wallet, settings)
+
+    def value_exposures(self, pos: aave_v3.Position) -> tuple[list[float], list[float]] | None:
+        assert self.market is not None
+        return aave_v3.value_exposures(pos, self.market)
 
     def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]:
         assert self.market is not None and self.book is not None
@@ -560,9 +641,9 @@ class CometWatch(LendingWatch):
         hf = comet.health_factor_wad(pos, self.market.accrued())
         return float("inf") if hf == comet.MAX_UINT256 else hf / comet.WAD
 
-    def protect(self, pos: comet.CometPosition, wallet: list[int]) -> Protect | None:
+    def protect(self, pos: comet.CometPosition, wallet: list[int], settings: ProtectSettings) -> Protect | None:
         assert self.market is not None
-        return decide_protect_comet(pos, self.market.accrued(), wallet, self.settings.protect)
+        return decide_protect_comet(pos, self.market.accrued(), wallet, settings)
 
     def liquidations(self, head: Head, candidates: list[Any], wallet: list[int], gas_cost: int) -> list[Action]:
         assert self.market is not None

@@ -219,6 +219,18 @@ def account_data(pos: Position, market: Market) -> AccountData:
     return AccountData(total_c, total_d, available - total_d if available > total_d else 0, avg_lt, avg_ltv, hf)
 
 
+def value_exposures(pos: Position, market: Market) -> tuple[list[float], list[float]]:
+    """Per reserve: (collateral value x liquidation threshold, debt value), base currency; the
+    inputs of keeper.risk.predict (health under a price scenario, sensitivities)."""
+    coll, debt = [], []
+    for i, cfg in enumerate(market.configs):
+        px = market.prices_base[i] / cfg.unit
+        c = collateral_balance(pos, market, i) if pos.is_collateral(i) else 0
+        coll.append(c * px * cfg.liquidation_threshold_bps / PERCENTAGE_FACTOR)
+        debt.append(debt_balance(pos, market, i) * px)
+    return coll, debt
+
+
 def after_repay(pos: Position, market: Market, i: int, amount: int) -> Position:
     """The position after `repay(asset i, amount)`, as the Pool would leave it."""
     debt = debt_balance(pos, market, i)

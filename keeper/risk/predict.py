@@ -47,8 +47,10 @@ def norm_ppf(p: F64 | float) -> F64:
             (((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1
         )
         r = (p - 0.5) ** 2
-        mid = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * (p - 0.5) / (
-            ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1
+        mid = (
+            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+            * (p - 0.5)
+            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
         )
         x = np.where(q < 0.02425, np.where(p < 0.5, tail, -tail), mid)
         e = norm_cdf(x) - p
@@ -248,7 +250,7 @@ def liquidating_shock(coll_lt: F64, debt: F64) -> F64:
 
 def next_oracle_answer(
     oracle: F64, market: F64, updated_at: F64, now: float, deviation: F64, heartbeat_s: F64
-) -> tuple[F64, F64]:
+) -> tuple[F64, npt.NDArray[np.bool_]]:
     """What a Chainlink push feed will report next: the market price once it has moved the
     deviation threshold away from the answer or the heartbeat has passed (the update is then
     imminent), else the current answer. Returns (next answers, imminent mask)."""
