@@ -22,6 +22,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 T0 = 1_700_000_000
 CALM_VOL = 0.55 / math.sqrt(365 * 1440)  # per minute
+LEGS_30 = 0.95 * 0.98 * 0.83 * 1.02 * 0.96  # the legs before the last one
+LEGS_20 = 0.96 * 0.85
 
 
 def write(name: str, log_moves: np.ndarray, gas: np.ndarray, start: float = 2000.0) -> None:
@@ -42,7 +44,7 @@ def legs(rng: np.random.Generator, spec: list[tuple[int, float, float]]) -> np.n
 def main() -> None:
     rng = np.random.default_rng(20200312)
     spec = [(12 * 60, 0.0, 1.0), (180, math.log(0.95), 2.0), (60, math.log(0.98), 2.0), (25, math.log(0.83), 3.0),
-            (120, math.log(1.02), 3.0), (240, math.log(0.96), 2.5), (94, math.log(0.70 / (0.95 * 0.98 * 0.83 * 1.02 * 0.96)), 2.5),
+            (120, math.log(1.02), 3.0), (240, math.log(0.96), 2.5), (94, math.log(0.70 / LEGS_30), 2.5),
             (6 * 60, 0.0, 1.5)]  # fmt: skip
     moves = legs(rng, spec)
     gas = np.full(len(moves) + 1, 25.0)
@@ -51,7 +53,7 @@ def main() -> None:
     write("crash_30pct_12h.csv", moves, gas)
 
     rng = np.random.default_rng(20251010)
-    spec = [(6 * 60, 0.0, 1.0), (8, math.log(0.96), 3.0), (14, math.log(0.85), 4.0), (8, math.log(0.8 / (0.96 * 0.85)), 3.0),
+    spec = [(6 * 60, 0.0, 1.0), (8, math.log(0.96), 3.0), (14, math.log(0.85), 4.0), (8, math.log(0.8 / LEGS_20), 3.0),
             (120, math.log(1.02), 2.0)]  # fmt: skip
     moves = legs(rng, spec)
     gas = np.full(len(moves) + 1, 20.0)

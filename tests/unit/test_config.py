@@ -233,3 +233,46 @@ def test_ws_url_for_new_heads(tmp_path, env):
     env.setenv("KEEPER_WS_URL", "http://127.0.0.1:8545")
     with pytest.raises(ConfigError, match="KEEPER_WS_URL: expected a ws"):
         load_settings(write(tmp_path, GOOD))
+
+
+def test_predictive_settings_per_position_overrides_and_feeds(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    who = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    extra = f"""mode = "predictive"
+[protect.predictive]
+half_life_s = 600
+[protect.positions."{who}"]
+trigger_hf = 1.2
+reaction_s = 30
+[oracle.feeds.WETH]
+deviation_bps = 100
+heartbeat_s = 3600
+"""
+    s = load_settings(write(tmp_path, GOOD + extra))
+    assert s.protect.mode == "predictive" and s.protect.predictive.half_life_s == 600
+    own = s.protect.for_account(who.lower())
+    assert own.trigger_hf == 1.2 and own.predictive.reaction_s == 30 and own.predictive.half_life_s == 600
+    assert s.protect.for_account("0x" + "1" * 40).trigger_hf == 1.1
+    feed = s.oracle.feed_for("WETH")
+    assert feed is not None and feed.deviation_bps == 100
+    bad = (
+        GOOD.replace("target_hf = 1.3", "target_hf = 1.12")
+        + f"""mode = "psychic"
+[protect.predictive]
+max_liquidation_probability = 2
+[protect.positions."{who}"]
+trigger_hf = 1.5
+colour = "red"
+[oracle.feeds.WETH]
+deviation_bps = 0
+"""
+    )
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, bad))
+    text = str(e.value)
+    assert "mode: one of static, predictive, alert" in text
+    assert "max_liquidation_probability: must be between 0 and 1" in text
+    assert "colour: unknown key" in text
+    assert f"[protect.positions.{who}] target_hf (1.12) must be above trigger_hf (1.5)" in text
+    assert "must be at least trigger_hf x (1 + hysteresis)" in text
+    assert "[oracle.feeds.WETH]: deviation_bps and heartbeat_s must be positive" in text
