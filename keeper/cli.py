@@ -1,4 +1,4 @@
-"""The `keeper` command: a thin layer over keeper.service."""
+"""The `keeper` command: argv only; what it runs lives in keeper.app, keeper.offline and keeper.devtools."""
 
 from __future__ import annotations
 
@@ -169,12 +169,12 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _dispatch(args: Any) -> int:
     if args.command == "demo":
-        from keeper.demo import run_demo
+        from keeper.devtools.demo import run_demo
 
         result = await run_demo()
         return 0 if result.failures == 0 and result.protections and result.liquidations else 1
     if args.command == "deploy-testnet":
-        from keeper.runtime import deploy_testnet
+        from keeper.devtools.devchain import deploy_testnet
 
         text = await deploy_testnet(args.rpc_url)
         print(text)
@@ -185,18 +185,18 @@ async def _dispatch(args: Any) -> int:
     if args.command == "backtest":
         return _backtest(args)
     if args.command == "stress" and args.scenario:
-        from keeper import stress
+        from keeper.offline import stress
 
         prices = None
         if args.prices:
-            from keeper.backtest import load_path
+            from keeper.offline.backtest import load_path
 
             path = load_path(args.prices)
             prices = {k: float(v[0]) for k, v in path.prices.items()}
         _stress([stress.from_scenario(args.scenario, prices)], args)
         return 0
     if args.command == "rehearse":
-        from keeper.rehearse import parse_amounts, rehearse
+        from keeper.devtools.rehearse import parse_amounts, rehearse
 
         rehearsal = await rehearse(
             args.network,
@@ -212,7 +212,8 @@ async def _dispatch(args: Any) -> int:
         )
         print(rehearsal.summary())
         return 1 if rehearsal.failed else 0
-    from keeper.runtime import open_keeper, print_status, serve
+    from keeper.app.report import print_status, write_report
+    from keeper.app.runtime import open_keeper, serve
 
     live = args.command == "run" and not args.dry_run
     keeper = await open_keeper(args.network, args.env_file, dry_run=not live, require_key=live)
@@ -221,7 +222,7 @@ async def _dispatch(args: Any) -> int:
             await keeper.start()
             print_status(keeper, args.top)
         elif args.command == "stress":
-            from keeper import stress
+            from keeper.offline import stress
 
             await keeper.start()
             found = stress.from_keeper(keeper, args.top)
@@ -239,7 +240,7 @@ async def _dispatch(args: Any) -> int:
 
 
 def _backtest(args: Any) -> int:
-    from keeper import backtest
+    from keeper.offline import backtest
 
     scenario = backtest.load_scenario(args.scenario)
     for csv_path in args.paths:
@@ -256,7 +257,7 @@ def _backtest(args: Any) -> int:
 
 
 def _stress(found: list[Any], args: Any) -> None:
-    from keeper import stress
+    from keeper.offline import stress
 
     vols = {}
     for item in args.vol:
@@ -275,26 +276,6 @@ def _stress(found: list[Any], args: Any) -> None:
             out = args.png if k == 0 else f"{Path(args.png).stem}-{k}.png"
             stress.heatmap(e, result, out)
             print(f"heatmap: {out}")
-
-
-def write_report(keeper: Any, path: str) -> None:
-    """Every action of the run as JSON lines (in dry-run: what would have been sent)."""
-    import json
-    from dataclasses import asdict
-
-    with open(path, "w") as f:
-        for out in keeper.history:
-            record = {
-                "block": out.block,
-                "market": out.market,
-                "action": type(out.action).__name__,
-                "detail": asdict(out.action),
-                "sent": out.sent,
-                "error": out.error,
-                "transactions": [asdict(r) for r in out.results],
-            }
-            f.write(json.dumps(record, default=str) + "\n")
-    print(f"report: {len(keeper.history)} actions written to {path}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 // Compiles contracts/ with the pinned solcjs and writes:
-//   keeper/artifacts.json : ABI + bytecode of the test contracts (deployed by `keeper demo` and the tests)
+//   keeper/devtools/artifacts.json : ABI + bytecode of the test contracts (deployed by `keeper demo` and the tests)
 //   abis/*.json           : the interface ABIs the keeper uses at run time (real protocol interfaces)
 // Usage: node scripts/build-contracts.mjs [--out DIR]   (DIR defaults to the repository root)
 import fs from "node:fs";
@@ -74,10 +74,10 @@ for (const name of DEPLOYABLE) {
   const size = c.evm.bytecode.object.length / 2;
   console.log(`${name.padEnd(20)} ${size} bytes (init code)`);
 }
-fs.mkdirSync(path.join(outRoot, "keeper"), { recursive: true });
-fs.writeFileSync(path.join(outRoot, "keeper", "artifacts.json"), JSON.stringify(artifacts) + "\n");
+fs.mkdirSync(path.join(outRoot, "keeper", "devtools"), { recursive: true });
+fs.writeFileSync(path.join(outRoot, "keeper", "devtools", "artifacts.json"), JSON.stringify(artifacts) + "\n");
 fs.mkdirSync(path.join(outRoot, "abis"), { recursive: true });
 for (const [name, file] of Object.entries(INTERFACE_ABIS)) {
   fs.writeFileSync(path.join(outRoot, "abis", file), JSON.stringify(found[name].abi, null, 1) + "\n");
 }
-console.log(`wrote ${path.join(outRoot, "keeper", "artifacts.json")} and ${Object.keys(INTERFACE_ABIS).length} ABIs to ${path.join(outRoot, "abis")}`);
+console.log(`wrote ${path.join(outRoot, "keeper", "devtools", "artifacts.json")} and ${Object.keys(INTERFACE_ABIS).length} ABIs to ${path.join(outRoot, "abis")}`);

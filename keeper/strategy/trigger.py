@@ -17,27 +17,14 @@ emergency.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from keeper.config import ProtectSettings
+from keeper.risk.exposures import Risk
 from keeper.risk.predict import first_passage, health_for_probability
+from keeper.settings import ProtectSettings
 
 FORCE_HF = 1e12
 """A trigger no health reaches: passed to the sizing code once the decision to act is made."""
-
-
-@dataclass(frozen=True)
-class Risk:
-    """One position's risk at one moment."""
-
-    health: float
-    """Health factor at the oracle's current answers."""
-    health_predicted: float
-    """Health factor at the predicted next answers (equal to `health` without a look-ahead)."""
-    sigma: float
-    """Volatility of ln(health factor), per sqrt(second)."""
-    horizon_variance_ratio: float = 1.0
-    """GARCH: expected variance over the target horizon relative to the current rate (1 for EWMA)."""
 
 
 @dataclass(frozen=True)
@@ -97,5 +84,5 @@ def evaluate(risk: Risk, s: ProtectSettings, arm: Arm, now_s: float) -> Trigger:
 
 
 def sizing_settings(s: ProtectSettings, t: Trigger) -> ProtectSettings:
-    """Settings for the sizing code (keeper.strategy.protect) once `t` decided to act."""
-    return replace(s, trigger_hf=FORCE_HF, target_hf=t.target_hf)
+    """Settings for the sizing code (the protocols' levers) once `t` decided to act."""
+    return s.model_copy(update={"trigger_hf": FORCE_HF, "target_hf": t.target_hf})

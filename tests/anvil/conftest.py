@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from keeper.devchain import free_port, start_anvil
+from keeper.devtools.devchain import free_port, start_anvil
 
 ROOT = Path(__file__).resolve().parents[2]
 # anvil's well-known dev accounts (public test keys of its default mnemonic)
@@ -86,7 +86,7 @@ async def liquidations_per_user(w3, pool: str) -> dict[str, int]:
     """How many LiquidationCall events each user has on the canonical chain."""
     from web3 import AsyncWeb3
 
-    from keeper.abi import event
+    from keeper.sources.abi import event
 
     topic = "0x" + event("AaveV3Pool", "LiquidationCall").topic.hex()
     found = await w3.eth.get_logs({"address": pool, "topics": [topic], "fromBlock": 0, "toBlock": "latest"})

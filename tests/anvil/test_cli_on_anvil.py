@@ -9,7 +9,7 @@ from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.devchain import Deployment, DevChain
+from keeper.devtools.devchain import Deployment, DevChain
 from tests.anvil.conftest import DEV_KEYS, ROOT
 
 E18, E6 = 10**18, 10**6

@@ -9,11 +9,11 @@ from eth_utils import keccak
 from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
-from keeper.chain import Chain
-from keeper.demo import make_settings
-from keeper.devchain import Deployment, DevChain
+from keeper.sources.chain import Chain
+from keeper.devtools.demo import make_settings
+from keeper.devtools.devchain import Deployment, DevChain
 from keeper.execution.executor import Executor
-from keeper.service import Keeper
+from keeper.app.loop import Keeper
 
 KEEPER_KEY = "0x" + keccak(text="keeper test key").hex()
 

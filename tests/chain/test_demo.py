@@ -1,6 +1,6 @@
 """`keeper demo` end to end on its own embedded chain."""
 
-from keeper.demo import run_demo
+from keeper.devtools.demo import run_demo
 
 
 async def test_demo_protects_and_liquidates():

@@ -206,7 +206,7 @@ async def test_pool_reverts_what_aave_reverts(env):
 async def test_loop_stops_after_repeated_unexpected_errors(env, monkeypatch):
     import dataclasses
 
-    from keeper.service import MAX_CONSECUTIVE_FAILURES
+    from keeper.app.loop import MAX_CONSECUTIVE_FAILURES
 
     keeper = env.keeper()
     keeper.settings = dataclasses.replace(keeper.settings, poll_interval_s=0.0)

@@ -6,8 +6,8 @@ import logging
 import pytest
 from aiohttp import web
 
-from keeper.alerts import AlertHandler, alert, parse_webhooks
-from keeper.devchain import free_port
+from keeper.app.alerts import AlertHandler, alert, parse_webhooks
+from keeper.devtools.devchain import free_port
 
 
 def test_parse_webhooks_and_errors_do_not_echo_urls() -> None:

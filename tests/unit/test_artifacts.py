@@ -22,16 +22,16 @@ def test_artifacts_are_up_to_date(tmp_path):
         capture_output=True,
         timeout=300,
     )
-    fresh = json.loads((tmp_path / "keeper" / "artifacts.json").read_text())
-    committed = json.loads((ROOT / "keeper" / "artifacts.json").read_text())
-    assert fresh == committed, "keeper/artifacts.json is stale: run `npm run build-contracts`"
+    fresh = json.loads((tmp_path / "keeper" / "devtools" / "artifacts.json").read_text())
+    committed = json.loads((ROOT / "keeper" / "devtools" / "artifacts.json").read_text())
+    assert fresh == committed, "keeper/devtools/artifacts.json is stale: run `npm run build-contracts`"
     for f in (tmp_path / "abis").glob("*.json"):
         assert json.loads(f.read_text()) == json.loads((ROOT / "abis" / f.name).read_text()), f"abis/{f.name} is stale"
 
 
 def test_abis_have_the_real_signatures():
     """Spot-check against the deployed Aave v3 / Chainlink / Multicall3 selectors."""
-    from keeper.abi import event, fn
+    from keeper.sources.abi import event, fn
 
     assert fn("AaveV3Pool", "liquidationCall").selector.hex() == "00a718a9"
     assert fn("AaveV3Pool", "getUserAccountData").selector.hex() == "bf92857c"

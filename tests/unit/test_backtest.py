@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from keeper import backtest
+from keeper.offline import backtest
 from keeper.cli import main
 from keeper.errors import ConfigError
 

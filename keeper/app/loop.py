@@ -1,0 +1,473 @@
+"""The keeper loop: sources -> book -> risk -> strategy -> executor, once per block.
+
+Per block, whatever the number of markets and accounts: one eth_getLogs for every watched
+market's events (who changed), one multicall for every market's state and the wallet, and one
+batched read per market whose accounts changed. Decisions and their inputs go to the
+`keeper.decision` logger as JSON, and to `report` as a line of text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from eth_utils import to_checksum_address
+
+from keeper.app.alerts import alert
+from keeper.app.execute import ActionOutcome, Execution
+from keeper.app.metrics import AT_RISK
+from keeper.app.watch import Watch, log_decision
+from keeper.errors import ConfigError, FatalError, TransientError
+from keeper.execution.executor import Executor
+from keeper.execution.journal import Checkpoints
+from keeper.protocols.registry import build_markets
+from keeper.settings import Settings
+from keeper.sources.abi import fn, word
+from keeper.sources.chain import Call, Chain, Head
+from keeper.sources.heads import HeadSubscription
+from keeper.sources.reference import fetch_reference
+from keeper.strategy.actions import Action
+
+log = logging.getLogger("keeper")
+MAX_CONSECUTIVE_FAILURES = 10
+"""The loop stops (FatalError) after this many blocks in a row that failed."""
+__all__ = ["ActionOutcome", "Keeper", "StepReport"]
+
+
+@dataclass
+class StepReport:
+    block: int
+    accounts: int
+    below_one: int
+    outcomes: list[ActionOutcome]
+    requests: int
+    drift: int | None = None
+    """On a reconciliation block: accounts whose re-read position differed from the book."""
+    reorg_depth: int = 0
+    """Blocks the keeper had processed that a reorg replaced (0: none)."""
+    queued: int = 0
+    """Actions handed to the execution worker (background mode); their outcomes arrive later."""
+
+
+class Keeper(Execution):
+    def __init__(
+        self,
+        settings: Settings,
+        chain: Chain,
+        executor: Executor,
+        report: Callable[[str], None] | None = None,
+        checkpoints: Checkpoints | None = None,
+    ):
+        self.watches: list[Watch] = [Watch(a) for a in build_markets(settings, executor.address)]
+        self.settings = settings
+        self.chain = chain
+        self.executor = executor
+        self.report = report or (lambda line: None)
+        self.checkpoints = checkpoints
+        """Where discovery resumes from after a restart (None: rescan from each start_block)."""
+        self.ws_url = settings.ws_url.get_secret_value() if settings.ws_url else ""
+        """newHeads over WebSocket wake the loop (polling remains the fallback)."""
+        self.heads: HeadSubscription | None = None
+        self.background = False
+        """Execute beside the loop (`keeper run`): a block's decisions never wait for the previous
+        block's confirmations. Off, step() returns with its outcomes (tests, the demo)."""
+        self._queue: asyncio.Queue[tuple[Head, Watch, list[Action]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._worker_error: BaseException | None = None
+        self._busy: set[tuple[str, str]] = set()
+        """(market, position) with an action queued or executing."""
+        self.wallet: dict[str, int] = {}
+        """Token -> keeper balance at the last block ('' = the native coin, wei)."""
+        self.last_block: int | None = None
+        self.last_reconcile = 0
+        self._alerts: dict[str, str] = {}
+        self._hashes: dict[int, bytes] = {}
+        """Hashes of the blocks processed lately, to detect reorgs."""
+        self._reference_at = 0.0
+        self.history: list[ActionOutcome] = []
+        """The latest outcomes (HISTORY_MAX); totals are in `counts`."""
+        self.counts: dict[tuple[str, str, str], int] = {}
+        """(market, action, outcome) -> how many: sent (confirmed), failed, skipped, dry_run."""
+        self.gas_spent_wei = 0
+        self.started_at = time.time()
+        self.last_step_at = 0.0
+        """Wall time the last block was processed (0: none yet)."""
+        self.last_step_s = 0.0
+        """How long processing the last block took."""
+        self.market_stats: dict[str, tuple[int, int, int]] = {}
+        """Per market: accounts, below 1 (liquidatable), below AT_RISK."""
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """Replace the settings (thresholds, caps) of the keeper and every market it watches."""
+        self._settings = settings
+        for w in self.watches:
+            w.adapter.settings = settings
+
+    # ------------------------------------------------------------------ start-up
+    async def start(self) -> None:
+        await self.chain.check_chain_id(self.settings.chain_id)
+        head = await self.chain.head()
+        genesis = await self.chain.head(0)
+        self.executor.journal.bind(self.settings.chain_id, "0x" + genesis.hash.hex())
+        if not self.executor.dry_run:
+            for r in await self.executor.recover():
+                log.warning("settled a transaction left in flight by a previous run: %s (%s)", r.tx_hash, r.description)
+            head = await self.chain.head()
+        touched: dict[int, list[str]] = {}
+        if self.checkpoints is not None:
+            self.checkpoints.bind(self.settings.chain_id, "0x" + genesis.hash.hex())
+        for k, w in enumerate(self.watches):
+            await w.load(self.chain, head.number)
+            start, known = w.adapter.start_block, set()
+            saved = self.checkpoints.load(self._market_id(w)) if self.checkpoints is not None else None
+            if saved is not None and w.adapter.start_block <= saved[0] <= head.number:
+                start, known = saved[0] + 1, set(saved[1])
+                log.info("%s: resuming discovery at block %d with %d known accounts", w.label, start, len(known))
+            topics = [["0x" + t.hex() for t in w.adapter.topic0s()]]
+            logs = await self.chain.get_logs(w.address, topics, start, head.number)
+            touched[k] = sorted(known | w.adapter.users_from_logs(logs) | w.adapter.discovery_seed())
+        await self._refresh(head, touched)
+        self.last_block = self.last_reconcile = head.number
+        self._remember(head)
+        self._checkpoint(head.number)
+        for w in self.watches:
+            if w.book is None:
+                continue
+            log.info(
+                "%s: watching %d accounts on %d assets from block %d",
+                w.label,
+                len(w.book),
+                w.book.n_assets,
+                head.number,
+            )
+
+    async def _refresh(
+        self, head: Head, touched: dict[int, list[str]], reconcile: dict[int, list[str]] | None = None
+    ) -> int:
+        """One multicall for every market and the wallet; then, per market, the accounts its events
+        touched and (on a reconciliation block) every other account. Returns how many of the
+        latter differ from what the book held: drift, which no event announced.
+
+        Markets are isolated: every market call may fail inside the multicall, and a market whose
+        reads fail (a reverted price source, an undecodable reply) is reported and left out of this
+        block while the others go on."""
+        for w in self.watches:
+            if not w.loaded:
+                await self._isolated(w, head, w.load(self.chain, head.number))
+        calls: list[Call] = []
+        spans = []
+        for w in self.watches:
+            c = [replace(call, allow_failure=True) for call in w.adapter.market_calls()] if w.loaded else []
+            spans.append((len(calls), len(calls) + len(c)))
+            calls += c
+        tokens = sorted({t for w in self.watches if w.loaded for t in w.adapter.tokens})
+        balance_of = fn("ERC20", "balanceOf")
+        calls += [Call(t, balance_of.encode(self.executor.address)) for t in tokens]
+        calls.append(Call(self.chain.multicall3, fn("Multicall3", "getEthBalance").encode(self.executor.address)))
+        results = await self.chain.multicall(calls, head.number)
+        for w, (a, b) in zip(self.watches, spans, strict=True):
+            if w.loaded:
+                self._market_ok(w, head, self._decode(w, results[a:b], head))
+        words = [word(r, "wallet balance") for r in results[spans[-1][1] if spans else 0 :]]
+        self.wallet = dict(zip(tokens, words[:-1], strict=True))
+        self.wallet[""] = words[-1]
+        drift = 0
+        for k, w in enumerate(self.watches):
+            events = set(touched.get(k, []))
+            others = sorted(set((reconcile or {}).get(k, [])) - events)
+            users = sorted(events) + others
+            if not users or w.book is None or w.error:
+                continue
+            try:
+                positions = await w.read_positions(self.chain, users, head.number)
+            except TransientError as exc:
+                self._market_ok(w, head, f"reading {len(users)} accounts failed: {exc}")
+                continue
+            for p in positions[len(events) :]:
+                old = w.book.positions.get(p.user)
+                drift += old is not None and replace(old, block=0) != replace(p, block=0)
+            w.book.upsert(positions)
+        return drift
+
+    @staticmethod
+    def _decode(w: Watch, results: list[bytes | None], head: Head) -> str:
+        try:
+            w.decode_market(results, head)
+        except TransientError as exc:
+            return str(exc)
+        return ""
+
+    async def _isolated(self, w: Watch, head: Head, load: Any) -> None:
+        try:
+            await load
+        except TransientError as exc:
+            self._market_ok(w, head, f"loading the market failed: {exc}")
+
+    def _market_ok(self, w: Watch, head: Head, error: str) -> None:
+        """Record whether a market could be read this block; an ALERT when that changes."""
+        if error and error != w.error:
+            log.warning(
+                "ALERT: %s: market not read at block %d, no decisions on it this block: %s",
+                w.label,
+                head.number,
+                error,
+                extra=alert("market unreadable", w.label, "critical"),
+            )
+        elif w.error and not error:
+            log.warning("%s: market read again at block %d", w.label, head.number)
+        w.error = error
+
+    # ------------------------------------------------------------------ one block
+    async def step(self) -> StepReport | None:
+        """Process every block since the last one; None when there is no new block."""
+        started = time.perf_counter()
+        if self.last_block is None:
+            await self.start()
+        assert self.last_block is not None
+        requests_before = self.chain.requests
+        head = await self.chain.head()
+        depth = await self._reorg(head)
+        if depth:
+            head = await self.chain.head()  # recovery may have mined blocks: read the state after it
+        if head.number <= self.last_block:
+            return None
+        addresses = [w.address for w in self.watches]
+        topics = sorted({"0x" + t.hex() for w in self.watches for t in w.adapter.topic0s()})
+        logs = await self.chain.get_logs(addresses, [topics], self.last_block + 1, head.number)
+        touched: dict[int, list[str]] = {}
+        for k, w in enumerate(self.watches):
+            mine = [e for e in logs if to_checksum_address(e["address"]) == w.address]
+            touched[k] = sorted(w.adapter.users_from_logs(mine))
+        every = self.settings.reconcile_every_blocks
+        reconcile = depth > 0 or (bool(every) and head.number - self.last_reconcile >= every)
+        everyone = {k: list(w.book.users) for k, w in enumerate(self.watches) if w.book} if reconcile else None
+        drift = await self._refresh(head, touched, everyone)
+        if reconcile:
+            self.last_reconcile = head.number
+            log.log(
+                logging.WARNING if drift else logging.INFO,
+                "reconciliation at block %d: every account re-read, %d drifted from the book",
+                head.number,
+                drift,
+            )
+        self.last_block = head.number
+        self._remember(head)
+        if head.number % self.settings.checkpoint_every_blocks == 0:
+            self._checkpoint(head.number)
+        self._operational_alerts()
+        await self._reference_prices()
+        ex = self.executor.settings
+        gas_price_wei = min(2 * head.base_fee_wei + int(ex.priority_fee_gwei * 10**9), int(ex.max_fee_gwei * 10**9))
+        wallet = dict(self.wallet)
+        outcomes: list[ActionOutcome] = []
+        accounts = below = queued = 0
+        if self._worker_error is not None:
+            raise self._worker_error
+        for w in self.watches:
+            if w.book is None or w.error:
+                continue  # not read this block (reported in _refresh)
+            snap = w.book.snapshot()
+            if await w.confirm(self.chain, head, snap):
+                snap = w.book.snapshot()
+            accounts += len(w.book)
+            below_one = int(np.sum(snap.health.health_factor < 1.0))
+            below += below_one
+            at_risk = int(np.sum(snap.health.health_factor < AT_RISK))
+            self.market_stats[w.label] = (len(w.book), below_one, at_risk)
+            actions = []
+            for action in w.decide(head, snap, wallet, gas_price_wei):
+                if (w.label, action.subject) in self._busy:
+                    log_decision(head.number, w.label, "skip", action.subject, {"reason": "an action is queued"})
+                else:
+                    actions.append(action)
+            if not actions:
+                continue
+            if self.background:
+                self._busy |= {(w.label, a.subject) for a in actions}
+                self._start_worker()
+                assert self._queue is not None
+                self._queue.put_nowait((head, w, actions))
+                queued += len(actions)
+            else:
+                outcomes += await self._run_actions(head, w, actions)
+        self._remember_outcomes(outcomes)
+        self.last_step_at = time.time()
+        self.last_step_s = time.perf_counter() - started
+        return StepReport(
+            head.number,
+            accounts,
+            below,
+            outcomes,
+            self.chain.requests - requests_before,
+            drift if reconcile else None,
+            depth,
+            queued,
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    @staticmethod
+    def _market_id(w: Watch) -> str:
+        return f"{w.protocol}:{w.address}"
+
+    def _checkpoint(self, block: int) -> None:
+        if self.checkpoints is None:
+            return
+        for w in self.watches:
+            if w.book is not None:
+                self.checkpoints.save(self._market_id(w), block, list(w.book.users))
+
+    # ------------------------------------------------------------------ reorgs
+    def _remember(self, head: Head) -> None:
+        self._hashes[head.number] = head.hash
+        for n in [n for n in self._hashes if n < head.number - 256]:
+            del self._hashes[n]
+
+    async def _reorg(self, head: Head) -> int:
+        """Detect a reorg by hashes (the new head's parent, or the block we processed last) and
+        roll back: logs are re-scanned from the fork point, every account is re-read (the caller
+        reconciles), and transactions the journal saw mined in replaced blocks are in flight
+        again: rebroadcast and awaited, so an action is retried, or recorded failed if the new
+        chain makes it revert. Returns the depth (0: no reorg)."""
+        assert self.last_block is not None
+        last = self.last_block
+        known = self._hashes.get(last)
+        if known is None:
+            return 0
+        if head.number == last + 1 and head.parent_hash:
+            same = head.parent_hash == known
+        elif head.number == last:
+            same = head.hash == known
+        else:
+            same = (await self.chain.head(min(last, head.number))).hash == self._hashes.get(min(last, head.number))
+        if same:
+            return 0
+        fork = min(last, head.number) - 1
+        while fork in self._hashes and (await self.chain.head(fork)).hash != self._hashes[fork]:
+            fork -= 1
+        if fork not in self._hashes:
+            fork = min(self._hashes, default=0) - 1  # deeper than we remember: rescan all we know
+        depth = last - fork
+        log.warning(
+            "ALERT: reorg: blocks %d-%d were replaced (depth %d); rolling back to %d",
+            fork + 1,
+            last,
+            depth,
+            fork,
+            extra=alert("reorg", str(fork), "warning"),
+        )
+        for n in [n for n in self._hashes if n > fork]:
+            del self._hashes[n]
+        self.last_block = fork
+        self._checkpoint(fork)
+        if not self.executor.dry_run and self.executor.journal.unconfirm_after(fork):
+            for r in await self.executor.recover():
+                log.warning("after the reorg: %s (%s) mined again in block %s", r.tx_hash, r.description, r.block)
+        return depth
+
+    def _operational_alerts(self) -> None:
+        """ALERT once when the kill switch turns on or off, or the gas balance falls below its floor."""
+        ex = self.executor
+        states = {
+            "kill switch": ex.kill_switch() or "",
+            "gas balance": (
+                f"{self.wallet.get('', 0) / 1e18:.5f} native coin left, below min_native_balance "
+                f"{ex.settings.min_native_balance}"
+                if not ex.dry_run and self.wallet.get("", 0) < ex.settings.min_native_balance * 10**18
+                else ""
+            ),
+        }
+        for name, why in states.items():
+            if why != self._alerts.get(name, ""):
+                if why:
+                    log.warning("ALERT: %s: %s", name, why, extra=alert(name, "", "critical"))
+                else:
+                    log.warning("%s: back to normal", name)
+                self._alerts[name] = why
+
+    async def _reference_prices(self) -> None:
+        """Refresh the optional off-chain reference prices (every `reference_every_s`). When the
+        reference cannot be read the keeper goes on with on-chain prices alone, with an ALERT."""
+        o = self.settings.oracle
+        if not o.reference_url or time.monotonic() - self._reference_at < o.reference_every_s:
+            return
+        self._reference_at = time.monotonic()
+        why = ""
+        prices: dict[str, float] = {}
+        try:
+            prices = await fetch_reference(o.reference_url)
+        except Exception as exc:  # the reference is optional: its failure must not stop the keeper
+            why = f"off-chain reference unavailable ({type(exc).__name__}: {exc}); acting on on-chain prices alone"
+        if why != self._alerts.get("reference", ""):
+            if why:
+                log.warning("ALERT: %s", why, extra=alert("reference prices", "", "warning"))
+            else:
+                log.warning("off-chain reference prices available again")
+            self._alerts["reference"] = why
+        for w in self.watches:
+            w.reference = prices
+
+    # ------------------------------------------------------------------ loop
+    async def run(self, *, blocks: int | None = None) -> None:
+        """Poll for new blocks until cancelled (or `blocks` blocks have been processed). Start-up
+        (discovery) runs inside the loop, so a transient RPC failure there is retried too."""
+        listener = None
+        if self.ws_url:
+            self.heads = HeadSubscription(self.ws_url)
+            listener = asyncio.create_task(self.heads.run(), name="keeper-new-heads")
+        try:
+            await self._loop(blocks)
+            await self.drain()  # `--blocks N`: what was decided is executed before returning
+        finally:
+            for task in (self._worker, listener):
+                if task is not None and not task.done():
+                    task.cancel()
+
+    async def _loop(self, blocks: int | None) -> None:
+        done = 0
+        failures = 0
+        while blocks is None or done < blocks:
+            try:
+                report = await self.step()
+                failures = 0
+                if report is not None:
+                    done += 1
+                    log.info(
+                        "block %d: %d accounts, %d below HF 1, %d actions (%d queued), %d requests",
+                        report.block,
+                        report.accounts,
+                        report.below_one,
+                        len(report.outcomes),
+                        report.queued,
+                        report.requests,
+                    )
+                    continue
+            except TransientError as exc:
+                failures += 1
+                log.warning("transient failure (%d in a row), retrying next block: %s", failures, exc)
+                if failures == 3:
+                    log.error(
+                        "ALERT: 3 blocks in a row failed: the RPC may be down (%s)",
+                        exc,
+                        extra=alert("rpc down", "", "critical"),
+                    )
+            except (FatalError, ConfigError):
+                raise
+            except Exception:
+                failures += 1
+                log.exception("unexpected error in the keeper loop (%d in a row)", failures)
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                raise FatalError(f"{failures} consecutive failed blocks: stopping (see the log above)")
+            if self.heads is not None:
+                await self.heads.wait(self.settings.poll_interval_s)
+            else:
+                await asyncio.sleep(self.settings.poll_interval_s)

@@ -1,0 +1,114 @@
+"""What the keeper shows: position rows for `keeper status` and the status page (one function
+for both), the console table, and the JSON-lines report of a run."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keeper.app.watch import Watch
+from keeper.protocols.base import usd
+
+if TYPE_CHECKING:
+    from keeper.app.loop import Keeper
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    account: str
+    protected: bool
+    health: float
+    """Health factor (perps: margin ratio); +inf without debt."""
+    collateral: float
+    """USD (perps: available margin)."""
+    debt: float
+    """USD (perps: maintenance margin + reward)."""
+    liquidation: tuple[str, float] | None
+    """(column, price in USD) of the single price move nearest to liquidation; None when none can."""
+    distance: float
+    """Smallest relative single-price move to liquidation (0: liquidatable; +inf: none can)."""
+    note: str = ""
+    """Why the figures do not apply (e.g. a position the keeper does not model)."""
+
+
+def position_rows(w: Watch, top: int, *, protected_first: bool = False) -> list[PositionRow]:
+    """The `top` riskiest positions (after the protected ones when `protected_first`)."""
+    if w.book is None or not len(w.book):
+        return []
+    snap = w.book.snapshot()
+    hf = snap.health.health_factor
+    protected = [w.book.row[a] for a in w.adapter.protected_accounts() if a in w.book.row]
+    order = [int(i) for i in np.argsort(hf, kind="stable")]
+    if protected_first:
+        order = protected + [i for i in order if i not in protected]
+        order = order[: max(top, len(protected))]
+    else:
+        order = order[:top]
+    rows = []
+    for i in order:
+        user = snap.users[i]
+        nearest = snap.nearest_liquidation(i)
+        liq = (w.symbols[nearest[0]], nearest[1] / w.engine_scale) if nearest else None
+        why = w.adapter.unsupported(w.book.positions[user])
+        rows.append(
+            PositionRow(
+                user,
+                i in protected,
+                float(hf[i]),
+                float(snap.health.collateral_base[i]) / w.engine_scale,
+                float(snap.health.debt_base[i]) / w.engine_scale,
+                liq,
+                float(snap.distance[i]),
+                f"{why}: not modelled" if why else "",
+            )
+        )
+    return rows
+
+
+def print_status(keeper: Keeper, top: int) -> None:
+    """Per market, the riskiest accounts; then, when several markets are watched, the riskiest
+    across all of them (health factor and margin ratio are on one footing: below 1 is liquidatable)."""
+    header = f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>12}"
+    everything = []
+    for w in keeper.watches:
+        print(f"{w.label} {w.address} at block {w.block}: {len(w.book or [])} accounts")
+        if w.error:
+            print(f"  not read at the last block: {w.error}")
+        print(header)
+        for row in position_rows(w, top):
+            print(status_line(row))
+            everything.append((row.health, w.protocol, row))
+        print()
+    if len(keeper.watches) > 1:
+        print(f"riskiest across {len(keeper.watches)} markets")
+        print(f"{'market':8} {header}")
+        for _, protocol, row in sorted(everything, key=lambda x: x[0])[:top]:
+            print(f"{protocol:8} {status_line(row)}")
+
+
+def status_line(r: PositionRow) -> str:
+    hs = "no debt" if math.isinf(r.health) else f"{r.health:.4f}"
+    ds = "-" if math.isinf(r.distance) else ("liquidatable" if r.health < 1 else f"{r.distance:.1%}")
+    liq = r.note or (f"{r.liquidation[0]} {usd(r.liquidation[1], 1)}" if r.liquidation else "-")
+    return f"{r.account:42} {usd(r.collateral, 1):>14} {usd(r.debt, 1):>14} {hs:>8} {liq:>24} {ds:>12}"
+
+
+def write_report(keeper: Keeper, path: str) -> None:
+    """Every action of the run as JSON lines (in dry-run: what would have been sent)."""
+    with open(path, "w") as f:
+        for out in keeper.history:
+            record: dict[str, Any] = {
+                "block": out.block,
+                "market": out.market,
+                "action": type(out.action).__name__,
+                "detail": asdict(out.action),  # type: ignore[call-overload]
+                "sent": out.sent,
+                "error": out.error,
+                "transactions": [asdict(r) for r in out.results],
+            }
+            f.write(json.dumps(record, default=str) + "\n")
+    print(f"report: {len(keeper.history)} actions written to {path}")

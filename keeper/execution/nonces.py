@@ -1,0 +1,38 @@
+"""The keeper's nonces: a local counter, so a burst signs many transactions without asking the
+node for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from keeper.execution.journal import Journal
+from keeper.sources.chain import Chain
+
+
+@dataclass
+class NonceManager:
+    """Local nonce counter: the larger of the node's pending count and one above the journal's
+    highest signed nonce (so a restart never reuses a nonce a signed transaction holds), then
+    incremented per send."""
+
+    chain: Chain
+    address: str
+    journal: Journal | None = None
+    _next: int | None = field(default=None)
+
+    async def take(self) -> int:
+        if self._next is None:
+            node = await self.chain.nonce(self.address, "pending")
+            journal = self.journal.next_nonce() if self.journal is not None else None
+            self._next = max(node, journal or 0)
+        n = self._next
+        self._next += 1
+        return n
+
+    def resync(self) -> None:
+        self._next = None
+
+    def give_back(self, nonce: int) -> None:
+        """Nonces from `nonce` up were taken but never reached a node: hand them out again."""
+        if self._next is not None and nonce < self._next:
+            self._next = nonce

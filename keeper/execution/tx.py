@@ -1,0 +1,56 @@
+"""What the executor takes and gives back, as plain values: an unsigned call, an action's
+transaction in a burst, and what became of a transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keeper.execution.journal import ActionKey
+
+Approval = tuple[str, str, int]
+"""(token, spender, amount) an action needs approved first."""
+
+
+@dataclass(frozen=True)
+class TxRequest:
+    """An unsigned call the keeper wants to make."""
+
+    to: str
+    data: bytes
+    description: str
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One action's transaction in a burst."""
+
+    tx: TxRequest
+    key: ActionKey | None = None
+    max_gas_cost_wei: int | None = None
+    """What the action is worth in gas (None: no bound beyond the caps)."""
+    approve: Approval | None = None
+    """(token, spender, amount) the action needs approved first."""
+
+
+@dataclass(frozen=True)
+class TxResult:
+    description: str
+    sent: bool
+    """False in dry-run (simulated only) or when simulation was impossible."""
+    tx_hash: str | None = None
+    status: int | None = None
+    gas_used: int = 0
+    effective_gas_price_wei: int = 0
+    block: int | None = None
+    gas_estimate: int = 0
+    note: str = ""
+
+    @property
+    def gas_cost_wei(self) -> int:
+        return self.gas_used * self.effective_gas_price_wei
+
+
+Outcomes = list["list[TxResult] | Exception"]

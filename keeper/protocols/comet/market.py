@@ -1,0 +1,167 @@
+"""One watched Compound v3 market (the Comet proxy) behind keeper's MarketAdapter interface.
+
+Columns: 0 = the base asset (the only one that can be borrowed), 1..n = the collateral assets in
+`getAssetInfo` order. Health is liquidation collateral value / debt value from the exact integer
+replica (keeper.protocols.comet.math); below 1 exactly where `isLiquidatable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from keeper.errors import ConfigError
+from keeper.execution.tx import Approval, TxRequest
+from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
+from keeper.protocols.comet import math as comet
+from keeper.protocols.comet.actions import Absorb, BuyCollateral
+from keeper.protocols.comet.adapter import CometReader
+from keeper.protocols.comet.encode import encode
+from keeper.protocols.comet.engine import ENGINE
+from keeper.protocols.comet.levers import decide_comet, decide_protect
+from keeper.protocols.comet.settings import CometSettings
+from keeper.protocols.lending import LendingMarket
+from keeper.risk.engine import MarketArrays
+from keeper.risk.intmath import wad_to_health
+from keeper.settings import LiquidateSettings, ProtectSettings, Settings
+from keeper.sources.chain import Call, Chain, Head
+from keeper.strategy.actions import Action, Protect
+
+CAPABILITIES = Capabilities(
+    protect=("repay", "supply"), liquidation="absorb + buyCollateral", plans_without_candidates=True
+)
+
+
+class CometMarketAdapter(LendingMarket):
+    protocol = comet.NAME
+    capabilities = CAPABILITIES
+    engine = ENGINE
+
+    def __init__(self, market: CometSettings, settings: Settings, keeper_address: str):
+        self.reader = CometReader(market.comet)
+        self.address = self.reader.address
+        self.settings = settings
+        self.start_block = market.start_block
+        self.keeper_address = keeper_address
+        self.market: comet.CometMarket | None = None
+
+    # -- reads
+    @property
+    def loaded(self) -> bool:
+        return self.reader.static is not None
+
+    async def load(self, chain: Chain, block: int) -> int:
+        s = await self.reader.load(chain, block)
+        tokens = [s.base_token, *(a.asset for a in self.reader.assets)]
+        if self.settings.native_asset not in tokens:
+            raise ConfigError(
+                f"{self.settings.source}: native_asset {self.settings.native_asset} is not listed on the Comet "
+                f"market {self.address} (base and collateral: {', '.join(tokens)})"
+            )
+        return len(tokens)
+
+    def topic0s(self) -> list[bytes]:
+        return self.reader.topic0s()
+
+    def users_from_logs(self, logs: Any) -> set[str]:
+        return self.reader.users_from_logs(logs)
+
+    def market_calls(self) -> list[Call]:
+        return self.reader.market_calls()
+
+    def decode_market(self, results: Sequence[bytes | None], head: Head) -> MarketArrays:
+        self.market = self.reader.decode_market(results, head.number, head.timestamp)
+        return self.market.arrays()
+
+    async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[comet.CometPosition]:
+        return await self.reader.read_positions(chain, users, block, full=self.settings.protect.accounts)
+
+    async def health_after(self, chain: Chain, action: Action) -> float | None:
+        if not action.protective:
+            return None
+        (pos,) = await self.read_positions(chain, [action.subject], (await chain.head()).number)
+        return self.exact_health(pos)
+
+    # -- layout
+    def _static(self) -> comet.CometStatic:
+        s = self.reader.static
+        assert s is not None, "load first"
+        return s
+
+    def _market(self) -> comet.CometMarket:
+        assert self.market is not None, "decode_market first"
+        return self.market
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return (self._static().base_token, *(a.asset for a in self.reader.assets))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        s = self._static()
+        return (s.base_symbol, *s.symbols)
+
+    def price_sources(self) -> dict[str, str]:
+        s = self._static()
+        feeds = {sym: a.price_feed for sym, a in zip(s.symbols, self.reader.assets, strict=True)}
+        return {s.base_symbol: s.base_price_feed, **feeds}
+
+    def price(self, column: int) -> int:
+        return self._market().column_prices[column]
+
+    def unit(self, column: int) -> int:
+        return self._market().column_units[column]
+
+    def column_of(self, token: str) -> int | None:
+        try:
+            return self._market().column_of(token)
+        except KeyError:
+            return None
+
+    # -- rules
+    def screen_below(self) -> float:
+        """Stored indices lag: an account at HF x (accrued / stored borrow index) under 1 by the
+        view is liquidatable once absorb accrues."""
+        m = self._market()
+        return m.accrued().base_borrow_index / m.base_borrow_index
+
+    def exact_health(self, pos: comet.CometPosition) -> float:
+        return wad_to_health(comet.health_factor_wad(pos, self._market().accrued()))
+
+    def value_exposures(self, pos: comet.CometPosition) -> tuple[list[float], list[float]] | None:
+        return None  # the predictive trigger is for Aave v3 markets (static trigger here)
+
+    def protect(self, pos: comet.CometPosition, wallet: Mapping[str, int], ps: ProtectSettings) -> list[Action]:
+        action = decide_protect(pos, self._market().accrued(), self.wallet_columns(wallet), ps)
+        return [] if action is None else [action]
+
+    def liquidations(
+        self, candidates: Sequence[Any], wallet: Mapping[str, int], gas_cost_base: int, settings: LiquidateSettings
+    ) -> LiquidationPlan:
+        m = self._market().accrued()  # absorb accrues interest before it checks isLiquidatable
+        return decide_comet(candidates, m, self.wallet_columns(wallet)[0], settings, gas_cost_base)
+
+    # -- writes
+    def encode(self, action: Action) -> tuple[TxRequest, Approval | None]:
+        return encode(self.address, self.keeper_address, action)
+
+    def describe(self, block: int, action: Action, after: float | None, gas: int, gas_cost: int, status: str) -> str:
+        head = f"[block {block}] {self.protocol}"
+        if isinstance(action, Protect):
+            return self.describe_protect(head, action, ratio_text(after), gas, gas_cost, status)
+        if isinstance(action, Absorb):
+            seized = ", ".join(
+                f"{amount / self.unit(self.symbols.index(sym)):,.6f} {sym}" for sym, amount in action.expected_seized
+            )
+            return (
+                f"{head} ABSORB {len(action.accounts)} account(s) "
+                f"{', '.join(a[:10] + '…' for a in action.accounts)}  HF "
+                f"{', '.join(f'{h:.4f}' for h in action.health)}  protocol takes {seized}  "
+                f"gas {gas:,} ({usd(gas_cost)})  {status}"
+            )
+        assert isinstance(action, BuyCollateral)
+        return (
+            f"{head} BUY {action.expected_collateral / self.unit_of(action.asset):,.6f} {action.symbol} for "
+            f"{action.base_amount / self.unit(0):,.2f} {action.base_symbol}  gas {gas:,} ({usd(gas_cost)})  "
+            f"profit {usd(action.expected_gross_base - gas_cost)}  {status}"
+        )

@@ -1,0 +1,110 @@
+"""What the lending protocols' adapters share (Aave v3, Compound v3): a market whose columns are
+assets priced by Chainlink-style feeds, positions stored as per-column balances, screening in
+float before the exact levers decide, and the wallet top-up `Protect`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from keeper.book import SCREEN_MARGIN, Snapshot
+from keeper.protocols.base import usd
+from keeper.risk.guards import FeedRound, oracle_problems
+from keeper.settings import OracleSettings, ProtectSettings, Settings
+from keeper.strategy.actions import Protect
+
+
+class LendingMarket(ABC):
+    """Shared implementation of the lending adapters' layout and screening. A subclass sets
+    `protocol`, `address`, `capabilities`, `engine`, `settings` and keeps `market` (one block's
+    decoded state, with `feeds` by column)."""
+
+    protocol: str
+    address: str
+    settings: Settings
+    market: Any
+
+    # -- layout (subclasses: tokens, symbols, price, unit, column_of)
+    @property
+    @abstractmethod
+    def tokens(self) -> tuple[str, ...]: ...
+
+    @property
+    @abstractmethod
+    def symbols(self) -> tuple[str, ...]: ...
+
+    @abstractmethod
+    def price(self, column: int) -> int: ...
+
+    @abstractmethod
+    def column_of(self, token: str) -> int | None: ...
+
+    @property
+    def native_price(self) -> int:
+        column = self.column_of(self.settings.native_asset)
+        return 0 if column is None else self.price(column)
+
+    def gas_cost(self, gas_wei: int) -> int:
+        return gas_wei * self.native_price // 10**18
+
+    def wallet_columns(self, wallet: Mapping[str, int]) -> list[int]:
+        return [wallet.get(t, 0) for t in self.tokens]
+
+    def discovery_seed(self) -> set[str]:
+        return set(self.settings.protect.accounts)
+
+    def protected_accounts(self) -> list[str]:
+        return list(self.settings.protect.accounts)
+
+    def protect_settings(self, ps: ProtectSettings) -> ProtectSettings:
+        return ps
+
+    # -- rules
+    def feeds(self) -> tuple[FeedRound | None, ...]:
+        return tuple(self.market.feeds)
+
+    def price_problems(self, now: int, oracle: OracleSettings) -> dict[int, str]:
+        ages = [oracle.max_age_for(sym, tok) for sym, tok in zip(self.symbols, self.tokens, strict=False)]
+        feeds = self.feeds()
+        return oracle_problems(feeds, now, ages + [oracle.max_age_s] * (len(feeds) - len(ages)))
+
+    def exposed_columns(self, pos: Any) -> set[int]:
+        coll, debt = pos.rows()
+        return {i for i, x in enumerate(coll) if x} | {i for i, x in enumerate(debt) if x}
+
+    def screen_below(self) -> float:
+        """Engine health (float) under which an account goes to the exact liquidation check."""
+        return 1.0
+
+    def liquidation_candidates(self, snap: Snapshot, positions: Mapping[str, Any], protected: set[str]) -> list[Any]:
+        # screening in float, widened by the book's index tolerance; the levers decide exactly
+        below = np.flatnonzero(snap.health.health_factor < self.screen_below() * (1.0 + SCREEN_MARGIN))
+        found = (positions[snap.users[k]] for k in below if snap.users[k] not in protected)
+        return [p for p in found if self.unsupported(p) is None]
+
+    def unsupported(self, pos: Any) -> str | None:
+        """Why the keeper does not act on this position at all (None: it does)."""
+        return None
+
+    def confirm_users(self, snap: Snapshot, positions: Mapping[str, Any]) -> list[str]:
+        return []  # exact integer replicas: the book's positions are what the chain holds
+
+    def describe_protect(self, head: str, action: Protect, after: str, gas: int, gas_cost: int, status: str) -> str:
+        unit = self.unit_of(action.asset)
+        return (
+            f"{head} PROTECT {action.account[:10]}…  HF {action.health_before:.4f} -> {after}  "
+            f"{action.kind} {action.amount / unit:,.4f} {action.symbol} ({usd(action.value_base)})  "
+            f"gas {gas:,} ({usd(gas_cost)})  {status}"
+        )
+
+    def unit_of(self, token: str) -> int:
+        column = self.column_of(token)
+        if column is None:
+            raise KeyError(f"{token} is not listed on {self.protocol} {self.address}")
+        return self.unit(column)
+
+    @abstractmethod
+    def unit(self, column: int) -> int: ...
