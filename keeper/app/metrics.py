@@ -74,7 +74,7 @@ def metric_families(k: Keeper, info: dict[str, Any], alerts: AlertHandler | None
         ),
     ]
     endpoints = getattr(k.chain.w3.provider, "stats", None)
-    rows = (
+    rows: list[dict[str, Any]] = (
         endpoints()
         if endpoints is not None
         else [

@@ -22,6 +22,7 @@ from keeper.protocols.base import usd
 from keeper.protocols.comet import math as comet
 from keeper.protocols.comet.settings import CometSettings
 from keeper.protocols.synthetix_perps.settings import PerpsSettings
+from keeper.risk.intmath import wad_to_health
 from keeper.settings import LiquidateSettings, ProtectSettings, Settings
 from keeper.sources.chain import Chain
 
@@ -266,7 +267,7 @@ async def _comet_rows(keeper: Keeper, names: Mapping[str, str]) -> dict[str, tup
         rows[names[pos.user]] = (
             coll,
             comet.debt_value(pos, market),
-            float("inf") if hf == comet.MAX_UINT256 else hf / 1e18,
+            wad_to_health(hf),
         )
     return rows
 

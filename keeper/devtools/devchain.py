@@ -21,7 +21,7 @@ from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
 from keeper.errors import ConfigError
-from keeper.protocols.aave_v3 import RAY, ReserveConfig
+from keeper.protocols.aave_v3.math import RAY, ReserveConfig
 
 ARTIFACTS_PATH = Path(__file__).resolve().parent / "artifacts.json"
 

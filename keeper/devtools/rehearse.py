@@ -147,7 +147,7 @@ async def rehearse(
     block_time: float = 1.0,
 ) -> Rehearsal:
     settings = load_settings(network, env_file, require_key=False)
-    upstream = fork_url or settings.rpc_url.value.split(",")[0].strip()
+    upstream = fork_url or settings.rpc_url.get_secret_value().split(",")[0].strip()
     args = ["--fork-url", upstream, "--block-time", str(block_time), "--gas-limit", "60000000"]
     if fork_block is not None:
         args += ["--fork-block-number", str(fork_block)]

@@ -27,7 +27,7 @@ from keeper.offline.scenario import BacktestFeed, Path_, PositionSpec, Scenario,
 from keeper.protocols.aave.levers import decide_protect
 from keeper.protocols.aave_v3 import math as aave
 from keeper.risk.exposures import lookahead_factors, position_risk
-from keeper.risk.intmath import wad_to_health
+from keeper.risk.intmath import WAD, wad_to_health
 from keeper.risk.predict import SECONDS_PER_YEAR, Garch, ewma_step, garch_fit
 from keeper.strategy.actions import Protect
 from keeper.strategy.trigger import Arm, Trigger, evaluate, sizing_settings
@@ -127,7 +127,7 @@ def _liquidate(pos: aave.Position, market: aave.Market) -> tuple[aave.Position, 
     """One liquidationCall as a liquidator would make it: the largest collateral against the
     largest debt, as much as the close factor allows (all of it where the dust rule requires).
     Returns the position after and the bonus paid (USD), or None when it is not liquidatable."""
-    if aave.account_data(pos, market).health_factor_wad >= aave.WAD:
+    if aave.account_data(pos, market).health_factor_wad >= WAD:
         return None
     n = len(market.configs)
 

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 from keeper.protocols.aave_v3.actions import Liquidate
 from keeper.protocols.aave_v3.math import (
     HEALTH_FACTOR_LIQUIDATION_THRESHOLD,
-    WAD,
     Market,
     Position,
     account_data,
@@ -21,6 +20,7 @@ from keeper.protocols.aave_v3.math import (
     max_liquidatable_debt,
 )
 from keeper.protocols.base import LiquidationPlan, Skip
+from keeper.risk.intmath import WAD
 from keeper.settings import LiquidateSettings, ProtectSettings
 from keeper.strategy.actions import Protect
 from keeper.strategy.sizing import Lever, choose

@@ -62,7 +62,7 @@ class CometReader:
         return list(_EVENT_TOPIC)
 
     def users_from_logs(self, logs: Iterable[Mapping[str, Any]]) -> set[str]:
-        users = {to_checksum_address(t[-20:]) for t in topic_words(logs, _EVENT_TOPIC)}
+        users = {str(to_checksum_address(t[-20:])) for t in topic_words(logs, _EVENT_TOPIC)}
         return users - {ZERO_ADDRESS, self.address}
 
     # -- reads

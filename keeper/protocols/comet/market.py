@@ -15,7 +15,7 @@ from keeper.execution.tx import Approval, TxRequest
 from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
 from keeper.protocols.comet import math as comet
 from keeper.protocols.comet.actions import Absorb, BuyCollateral
-from keeper.protocols.comet.adapter import CometReader
+from keeper.protocols.comet.adapter import CometReader, CometStatic
 from keeper.protocols.comet.encode import encode
 from keeper.protocols.comet.engine import ENGINE
 from keeper.protocols.comet.levers import decide_comet, decide_protect
@@ -83,7 +83,7 @@ class CometMarketAdapter(LendingMarket):
         return self.exact_health(pos)
 
     # -- layout
-    def _static(self) -> comet.CometStatic:
+    def _static(self) -> CometStatic:
         s = self.reader.static
         assert s is not None, "load first"
         return s
