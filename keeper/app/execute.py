@@ -9,19 +9,18 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from keeper.app.alerts import alert
 from keeper.app.watch import Watch, decision_log
 from keeper.errors import ExecutionError, SkipAction, TransientError
+from keeper.execution.executor import Executor
 from keeper.execution.journal import ActionKey
 from keeper.execution.tx import Planned, TxResult
-from keeper.sources.chain import Head
-from keeper.strategy.actions import Action
-
-if TYPE_CHECKING:
-    from keeper.app.loop import Keeper
+from keeper.sources.chain import Chain, Head
+from keeper.strategy.actions import Action, fields_of
 
 log = logging.getLogger("keeper")
 NOT_FAILURES = ("still in flight", "cooldown:", "already decided", "an action is queued")
@@ -57,8 +56,25 @@ class ActionOutcome:
 
 
 class Execution:
+    """Executes the actions the loop decides (the Keeper is one)."""
+
+    def __init__(self, chain: Chain, executor: Executor, report: Callable[[str], None] | None = None):
+        self.chain = chain
+        self.executor = executor
+        self.report = report or (lambda line: None)
+        self._queue: asyncio.Queue[tuple[Head, Watch, list[Action]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._worker_error: BaseException | None = None
+        self._busy: set[tuple[str, str]] = set()
+        """(market, position) with an action queued or executing."""
+        self.history: list[ActionOutcome] = []
+        """The latest outcomes (HISTORY_MAX); totals are in `counts`."""
+        self.counts: dict[tuple[str, str, str], int] = {}
+        """(market, action, outcome) -> how many: sent (confirmed), failed, skipped, dry_run."""
+        self.gas_spent_wei = 0
+
     # ------------------------------------------------------------------ execution beside the loop
-    async def _run_actions(self: Keeper, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
+    async def _run_actions(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
         """One market's actions of one block. Actions that stand alone go out in one burst
         (`Executor.burst`: sequential nonces, no receipt awaited in between); a chain of actions
         planned on the state its first one leaves (an absorb and its purchases, an order and its
@@ -81,7 +97,7 @@ class Execution:
                     done[k] = out
         return [done[k] for k in range(len(actions))]
 
-    async def _in_order(self: Keeper, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
+    async def _in_order(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
         outcomes = []
         anchor_sent = True
         for action in actions:
@@ -97,12 +113,12 @@ class Execution:
             outcomes.append(out)
         return outcomes
 
-    def _start_worker(self: Keeper) -> None:
+    def _start_worker(self) -> None:
         if self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._worker = asyncio.create_task(self._work(), name="keeper-executor")
 
-    async def _work(self: Keeper) -> None:
+    async def _work(self) -> None:
         """Executes queued actions one block's batch at a time (one key: its nonces are
         sequential anyway), while the loop goes on detecting and deciding."""
         assert self._queue is not None
@@ -117,7 +133,7 @@ class Execution:
                 self._busy -= {(w.label, a.subject) for a in actions}
                 self._queue.task_done()
 
-    async def drain(self: Keeper) -> None:
+    async def drain(self) -> None:
         """Wait until every queued action has been executed (or failed)."""
         if self._queue is not None:
             await self._queue.join()
@@ -126,7 +142,7 @@ class Execution:
 
     # ------------------------------------------------------------------ execution
     def _admit(
-        self: Keeper, head: Head, w: Watch, action: Action, in_flight: set[tuple[str, str]] | None = None
+        self, head: Head, w: Watch, action: Action, in_flight: set[tuple[str, str]] | None = None
     ) -> tuple[ActionKey, str | None]:
         """The action's journal key, and why it must not go ahead (one in flight for the position,
         the account's cooldown, or the same action already decided at this block). `in_flight`:
@@ -139,11 +155,11 @@ class Execution:
         last = journal.last_sent(w.label, account) if cooldown else None
         if cooldown and last is not None and time.time() - last < cooldown:
             return key, f"cooldown: last action on this account {time.time() - last:.0f} s ago (< {cooldown} s)"
-        if not journal.begin(key, asdict(action)):
+        if not journal.begin(key, fields_of(action)):
             return key, f"already decided at block {head.number} ({journal.action_state(key)})"
         return key, None
 
-    async def _execute(self: Keeper, head: Head, w: Watch, action: Action) -> ActionOutcome:
+    async def _execute(self, head: Head, w: Watch, action: Action) -> ActionOutcome:
         out = ActionOutcome(head.number, w.label, action, price_scale=w.price_scale)
         tx, approve = w.adapter.encode(action)
         key, refused = self._admit(head, w, action)
@@ -159,7 +175,7 @@ class Execution:
             result = exc
         return await self._finish(w, out, key, result)
 
-    async def _burst(self: Keeper, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
+    async def _burst(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
         outs = [ActionOutcome(head.number, w.label, a, price_scale=w.price_scale) for a in actions]
         planned: list[tuple[ActionOutcome, ActionKey, Planned]] = []
         with self.executor.journal.atomic():
@@ -178,7 +194,7 @@ class Execution:
         return outs
 
     async def _finish(
-        self: Keeper, w: Watch, out: ActionOutcome, key: ActionKey, result: list[TxResult] | Exception
+        self, w: Watch, out: ActionOutcome, key: ActionKey, result: list[TxResult] | Exception
     ) -> ActionOutcome:
         """Record what became of an action: its transactions, or why it did not go ahead."""
         if isinstance(result, SkipAction | ExecutionError | TransientError):
@@ -197,13 +213,13 @@ class Execution:
         self._log_outcome(w, out)
         return out
 
-    def _log_outcome(self: Keeper, w: Watch, out: ActionOutcome) -> None:
+    def _log_outcome(self, w: Watch, out: ActionOutcome) -> None:
         a = out.action
         record: dict[str, Any] = {
             "block": out.block,
             "market": w.label,
             "decision": type(a).__name__.lower(),
-            "action": asdict(a),
+            "action": fields_of(a),
             "prices": w.prices(),
             "results": [asdict(r) for r in out.results],
             "error": out.error,
@@ -229,11 +245,11 @@ class Execution:
         gas = sum(r.gas_used for r in sent)
         self.report(w.adapter.describe(out.block, a, out.health_after, gas, out.gas_cost_base, status))
 
-    def _remember_outcomes(self: Keeper, outcomes: list[ActionOutcome]) -> None:
+    def _remember_outcomes(self, outcomes: list[ActionOutcome]) -> None:
         self.history.extend(outcomes)
         del self.history[:-HISTORY_MAX]
 
-    def _alert_outcome(self: Keeper, w: Watch, out: ActionOutcome, sent: bool) -> None:
+    def _alert_outcome(self, w: Watch, out: ActionOutcome, sent: bool) -> None:
         """Actions taken are info alerts; a protective action that failed is critical. Actions
         not attempted because one is already under way (in flight, cooldown) say nothing."""
         who = out.action.subject

@@ -31,7 +31,6 @@ from keeper.sources.abi import fn, word
 from keeper.sources.chain import Call, Chain, Head
 from keeper.sources.heads import HeadSubscription
 from keeper.sources.reference import fetch_reference
-from keeper.strategy.actions import Action
 
 log = logging.getLogger("keeper")
 MAX_CONSECUTIVE_FAILURES = 10
@@ -63,11 +62,9 @@ class Keeper(Execution):
         report: Callable[[str], None] | None = None,
         checkpoints: Checkpoints | None = None,
     ):
+        super().__init__(chain, executor, report)
         self.watches: list[Watch] = [Watch(a) for a in build_markets(settings, executor.address)]
         self.settings = settings
-        self.chain = chain
-        self.executor = executor
-        self.report = report or (lambda line: None)
         self.checkpoints = checkpoints
         """Where discovery resumes from after a restart (None: rescan from each start_block)."""
         self.ws_url = settings.ws_url.get_secret_value() if settings.ws_url else ""
@@ -76,11 +73,6 @@ class Keeper(Execution):
         self.background = False
         """Execute beside the loop (`keeper run`): a block's decisions never wait for the previous
         block's confirmations. Off, step() returns with its outcomes (tests, the demo)."""
-        self._queue: asyncio.Queue[tuple[Head, Watch, list[Action]]] | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._worker_error: BaseException | None = None
-        self._busy: set[tuple[str, str]] = set()
-        """(market, position) with an action queued or executing."""
         self.wallet: dict[str, int] = {}
         """Token -> keeper balance at the last block ('' = the native coin, wei)."""
         self.last_block: int | None = None
@@ -89,11 +81,6 @@ class Keeper(Execution):
         self._hashes: dict[int, bytes] = {}
         """Hashes of the blocks processed lately, to detect reorgs."""
         self._reference_at = 0.0
-        self.history: list[ActionOutcome] = []
-        """The latest outcomes (HISTORY_MAX); totals are in `counts`."""
-        self.counts: dict[tuple[str, str, str], int] = {}
-        """(market, action, outcome) -> how many: sent (confirmed), failed, skipped, dry_run."""
-        self.gas_spent_wei = 0
         self.started_at = time.time()
         self.last_step_at = 0.0
         """Wall time the last block was processed (0: none yet)."""

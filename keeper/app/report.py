@@ -12,6 +12,7 @@ import numpy as np
 
 from keeper.app.watch import Watch
 from keeper.protocols.base import usd
+from keeper.strategy.actions import fields_of
 
 if TYPE_CHECKING:
     from keeper.app.loop import Keeper
@@ -105,7 +106,7 @@ def write_report(keeper: Keeper, path: str) -> None:
                 "block": out.block,
                 "market": out.market,
                 "action": type(out.action).__name__,
-                "detail": asdict(out.action),  # type: ignore[call-overload]
+                "detail": fields_of(out.action),
                 "sent": out.sent,
                 "error": out.error,
                 "transactions": [asdict(r) for r in out.results],

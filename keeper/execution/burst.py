@@ -7,24 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from web3.exceptions import Web3Exception
 
 from keeper.errors import ExecutionError, SkipAction, TransientError
+from keeper.execution.sending import DRY_RUN_NOTE
+from keeper.execution.tracker import Tracking
 from keeper.execution.tx import Outcomes, Planned, TxRequest, TxResult
 
-if TYPE_CHECKING:
-    from keeper.execution.executor import Executor
-
 log = logging.getLogger("keeper.execution")
-DRY_RUN_NOTE = "dry-run: simulated, not sent"
 BURST_CHUNK = 25
 """Transactions per JSON-RPC batch of a burst (the next chunk is signed while one is in flight)."""
 
 
-class Bursts:
-    async def burst(self: Executor, planned: list[Planned]) -> Outcomes:
+class Bursts(Tracking):
+    async def burst(self, planned: list[Planned]) -> Outcomes:
         """Independent actions of one block, sent together instead of one receipt at a time.
 
         Approvals they need are summed per (token, spender) and sent (and awaited) first, one per
@@ -102,7 +100,7 @@ class Bursts:
         return [o if o is not None else ExecutionError("not executed") for o in out]
 
     async def _sign_and_broadcast(
-        self: Executor, planned: list[Planned], ready: list[tuple[int, int, int]], max_fee: int, tip: int
+        self, planned: list[Planned], ready: list[tuple[int, int, int]], max_fee: int, tip: int
     ) -> tuple[list[tuple[int, int, str, bytes]], list[BaseException | None]]:
         """Sign in nonce order, journaling each chunk in one commit before it leaves, and
         broadcast each chunk as one JSON-RPC batch while the next is signed. Returns the signed
@@ -143,7 +141,7 @@ class Bursts:
                         sends.append(exc)
         return signed, sends
 
-    async def _simulate_burst(self: Executor, txs: list[TxRequest]) -> list[int | BaseException]:
+    async def _simulate_burst(self, txs: list[TxRequest]) -> list[int | BaseException]:
         """Gas estimates (or why each would revert) for transactions that will run in this order:
         one eth_simulateV1 runs them in sequence, each on the state the previous ones leave, as
         the block will; a node without it gets each simulated alone, concurrently. From the gas
@@ -161,7 +159,7 @@ class Bursts:
             for t, (gas_used, why) in zip(txs, bundle, strict=True)
         ]
 
-    async def _burst_approvals(self: Executor, planned: list[Planned], out: list[Any]) -> tuple[set[int], bool]:
+    async def _burst_approvals(self, planned: list[Planned], out: list[Any]) -> tuple[set[int], bool]:
         """Send (and await) one approval per (token, spender) for the burst's total; returns the
         actions that cannot go ahead (their entry in `out` says why), and whether any was sent."""
         needs: dict[tuple[str, str], list[int]] = {}
@@ -197,7 +195,7 @@ class Bursts:
         return blocked, approved
 
     def _burst_caps(
-        self: Executor, ready: list[tuple[int, int, int]], max_fee: int, out: list[Any]
+        self, ready: list[tuple[int, int, int]], max_fee: int, out: list[Any]
     ) -> list[tuple[int, int, int]]:
         """The kill switch, daily gas budget and hourly action count, applied to the burst as a
         whole: actions go in order until one would break a cap."""
@@ -217,9 +215,7 @@ class Bursts:
                 admitted.append((i, estimate, gas_limit))
         return admitted
 
-    async def _fill_gaps(
-        self: Executor, refused: list[int], highest_accepted: int, max_fee: int, tip: int
-    ) -> list[Any]:
+    async def _fill_gaps(self, refused: list[int], highest_accepted: int, max_fee: int, tip: int) -> list[Any]:
         """Refused nonces below an accepted one are gaps: each gets a 0-value self-transfer so
         the accepted ones can be mined (returns their trackers). Refused nonces above every
         accepted one go back to the counter."""

@@ -8,28 +8,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from web3.exceptions import Web3Exception
 
 from keeper.errors import ExecutionError, SkipAction
 from keeper.execution.journal import ActionKey
+from keeper.execution.sending import GWEI, Sender
 from keeper.execution.tx import TxRequest, TxResult
 from keeper.sources.chain import Head
 
-if TYPE_CHECKING:
-    from keeper.execution.executor import Executor
-
 log = logging.getLogger("keeper.execution")
-GWEI = 10**9
 
 
-class Tracking:
-    async def _receipt(self: Executor, tx_hash: str) -> Any:
+class Tracking(Sender):
+    async def _receipt(self, tx_hash: str) -> Any:
         return await self.chain.receipt(tx_hash)
 
     async def _track(
-        self: Executor,
+        self,
         tx: TxRequest,
         nonce: int,
         gas_limit: int,
@@ -110,7 +107,7 @@ class Tracking:
             await asyncio.sleep(self.settings.receipt_poll_s)
             head, mined = await self._poll()
 
-    async def _poll(self: Executor) -> tuple[Head, int]:
+    async def _poll(self) -> tuple[Head, int]:
         """The head and how many of the keeper's transactions it includes (its nonce there), read
         once for every transaction being tracked (a burst tracks many); receipts are asked for only
         once the nonce count passes theirs. Fresh after every broadcast."""
@@ -121,9 +118,7 @@ class Tracking:
                 self._polled = (time.monotonic(), head, mined)
             return self._polled[1], self._polled[2]
 
-    def _settle(
-        self: Executor, receipt: Any, tx_hash: str, description: str, max_fee: int, action_key: Any
-    ) -> TxResult:
+    def _settle(self, receipt: Any, tx_hash: str, description: str, max_fee: int, action_key: Any) -> TxResult:
         result = TxResult(
             description,
             sent=True,
@@ -140,7 +135,7 @@ class Tracking:
         return result
 
     async def _await_receipt(
-        self: Executor, tx_hash: str, description: str, max_fee: int, action_key: ActionKey | str | None = None
+        self, tx_hash: str, description: str, max_fee: int, action_key: ActionKey | str | None = None
     ) -> TxResult:
         """The receipt (the same receipt path as tracking: polled), journaled (and, for an
         action's own transaction, the action's outcome)."""
@@ -156,7 +151,7 @@ class Tracking:
             raise ExecutionError(f"{description} reverted on chain in {tx_hash}")
         return result
 
-    async def recover(self: Executor) -> list[TxResult]:
+    async def recover(self) -> list[TxResult]:
         """Settle what a previous run left in flight: each journaled transaction that was signed
         (maybe sent) but has no outcome is rebroadcast (a node that already has it, or has mined
         it, says so) and its receipt awaited; one whose nonce was taken by another transaction is

@@ -285,8 +285,8 @@ def _set(data: dict[str, Any], loc: tuple[Any, ...], value: Any) -> None:
     for part in loc[:-1]:
         if isinstance(part, int):
             node = node[part]
-        else:
-            node = node.setdefault(part, {}) if isinstance(node, dict) else node
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
     if isinstance(node, dict):
         node[loc[-1]] = value
 

@@ -8,8 +8,8 @@ protocols and lives here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol
 
 
 class Action(Protocol):
@@ -100,3 +100,8 @@ class Protect:
     @property
     def spends(self) -> tuple[tuple[str, int], ...]:
         return ((self.asset, self.amount),)
+
+
+def fields_of(action: Action) -> dict[str, Any]:
+    """An action's fields (every action is a frozen dataclass), for logs, the journal and reports."""
+    return asdict(action)  # type: ignore[call-overload]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from keeper.risk.exposures import Risk
 from keeper.settings import Settings
-from keeper.strategy.actions import Action
+from keeper.strategy.actions import Action, fields_of
 from keeper.strategy.trigger import Arm, evaluate, sizing_settings
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, sett
                 account,
             )
         )
-        detail = {"reason": "oracle guard", "oracle": reasons, "action": _fields(first)}
+        detail = {"reason": "oracle guard", "oracle": reasons, "action": fields_of(first)}
         out.decisions.append(Decision("skip-protect", account, detail))
         return
     if not first.reaches_target:
@@ -160,7 +160,3 @@ def _exposure(
 def _spend(wallet: dict[str, int], action: Action) -> None:
     for token, amount in action.spends:
         wallet[token] = wallet.get(token, 0) - amount
-
-
-def _fields(action: Action) -> dict[str, Any]:
-    return asdict(action)  # type: ignore[call-overload]

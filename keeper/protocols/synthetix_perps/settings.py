@@ -60,6 +60,7 @@ class PerpsSettings(Model):
         trigger = info.data.get("trigger_ratio", 0.0)
         if (trigger or target) and not 1.0 < trigger < target:
             raise ValueError(
-                f"trigger_ratio ({trigger}) and target_ratio ({target}): set both, with 1 < trigger_ratio < target_ratio"
+                f"trigger_ratio ({trigger}) and target_ratio ({target}): set both, with "
+                "1 < trigger_ratio < target_ratio"
             )
         return target

@@ -1,0 +1,284 @@
+"""The sending half of the executor: caps, simulation, fees, approvals, signing (through the
+Signer) and broadcast; tracking is keeper.execution.tracker's, bursts keeper.execution.burst's,
+and keeper.execution.executor puts them together.
+
+The whole executor turns an unsigned transaction into a sent, confirmed one:
+
+simulate (eth_call) -> estimate gas -> EIP-1559 fees under the caps -> nonce -> sign -> journal
+(raw transaction and hash stored) -> send -> receipt -> journal. Dry-run stops after the
+simulation. Signing is the Signer's (keeper.execution.signer, the only holder of the key); every
+chain access goes through the Chain port. Tracking and recovery: keeper.execution.tracker;
+bursts: keeper.execution.burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from eth_utils import to_checksum_address
+from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3Exception
+
+from keeper.errors import ExecutionError, SkipAction, TransientError
+from keeper.execution.journal import ActionKey, Journal
+from keeper.execution.nonces import NonceManager
+from keeper.execution.signer import Signer
+from keeper.execution.tx import TxRequest, TxResult
+from keeper.settings import ExecutionSettings
+from keeper.sources.abi import fn
+from keeper.sources.chain import Chain, Head, revert_text
+
+log = logging.getLogger("keeper.execution")
+GWEI = 10**9
+DRY_RUN_NOTE = "dry-run: simulated, not sent"
+ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
+
+
+class Sender(ABC):
+    def __init__(
+        self,
+        chain: Chain,
+        settings: ExecutionSettings,
+        address: str,
+        signer: Signer | None,
+        *,
+        dry_run: bool,
+        journal: Journal | None = None,
+    ):
+        if not dry_run and signer is None:
+            raise ExecutionError("live execution needs a signing key")
+        if signer is not None and signer.address != to_checksum_address(address):
+            raise ExecutionError("the signing key does not match the keeper address")
+        self.chain = chain
+        self.settings = settings
+        self.address = to_checksum_address(address)
+        self._signer = signer
+        self.dry_run = dry_run
+        self.journal = journal if journal is not None else Journal(":memory:")
+        self.nonces = NonceManager(chain, self.address, self.journal)
+        self._chain_id_cache: int | None = None
+        self._poll_lock = asyncio.Lock()
+        self._polled: tuple[float, Head, int] | None = None
+        self.accepted: list[tuple[str, float]] = []
+        """(hash, perf_counter) of the latest transactions a node accepted (benchmarks, metrics)."""
+
+    # ------------------------------------------------------------------ switches and caps
+    def kill_switch(self) -> str | None:
+        """Why sending is switched off (KEEPER_KILL_SWITCH=1, or the configured file exists), or None."""
+        if os.environ.get("KEEPER_KILL_SWITCH", "").strip().lower() in ("1", "true", "yes", "on"):
+            return "KEEPER_KILL_SWITCH is set"
+        path = self.settings.kill_switch_file
+        if path and Path(path).exists():
+            return f"kill switch file {path} exists"
+        return None
+
+    def check_caps(self, worst_cost_wei: int) -> None:
+        """SkipAction when the kill switch is on, or this transaction would break the daily gas
+        budget or the hourly action count (both from the journal, so they hold across restarts)."""
+        if why := self.kill_switch():
+            raise SkipAction(f"not sending: {why} (monitoring continues)")
+        spent, count = self._spent_and_sent()
+        if why := self._over_cap(worst_cost_wei, spent, count):
+            raise SkipAction(why)
+
+    def _spent_and_sent(self) -> tuple[int, int]:
+        """Gas spent (or in flight, worst case) in the last 24 h, and actions sent in the last hour."""
+        return self.journal.gas_spent_since(time.time() - 86_400), self.journal.actions_sent_since(time.time() - 3_600)
+
+    def _over_cap(self, worst_cost_wei: int, spent: int, count: int) -> str | None:
+        """Why one more transaction (worst case `worst_cost_wei`) breaks the daily gas budget or
+        the hourly action count, given what was spent and sent; None when it does not."""
+        if spent + worst_cost_wei > int(self.settings.max_gas_spend_native_per_day * 10**18):
+            return (
+                f"daily gas budget: {spent / 1e18:.5f} spent or in flight + {worst_cost_wei / 1e18:.5f} > "
+                f"max_gas_spend_native_per_day {self.settings.max_gas_spend_native_per_day}"
+            )
+        if count >= self.settings.max_actions_per_hour:
+            return f"max_actions_per_hour {self.settings.max_actions_per_hour} reached"
+        return None
+
+    async def simulate(self, tx: TxRequest) -> int:
+        """eth_call then eth_estimateGas from the keeper's address; SkipAction with the revert reason."""
+        try:
+            return await self.chain.estimate(self.address, tx.to, tx.data, tx.value)
+        except ContractLogicError as exc:
+            raise SkipAction(f"simulation of {tx.description} reverted: {revert_text(exc)}") from exc
+        except TransientError as exc:
+            raise TransientError(f"simulation of {tx.description} failed: {exc}") from exc
+
+    async def fees(self) -> tuple[int, int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas, base fee) in wei: max fee = 2 x base fee + tip, capped."""
+        head = await self.chain.head()
+        cap = int(self.settings.max_fee_gwei * GWEI)
+        tip = min(int(self.settings.priority_fee_gwei * GWEI), cap)
+        if head.base_fee_wei + tip > cap:
+            raise SkipAction(
+                f"base fee {head.base_fee_wei / GWEI:.2f} gwei + tip is above the cap {self.settings.max_fee_gwei} gwei"
+            )
+        return min(cap, 2 * head.base_fee_wei + tip), tip, head.base_fee_wei
+
+    async def allowance(self, token: str, spender: str) -> int:
+        raw = await self.chain.call(token, fn("ERC20", "allowance").encode(self.address, spender))
+        return int(fn("ERC20", "allowance").decode(raw)[0])
+
+    async def approval_needed(self, token: str, spender: str, amount: int) -> TxRequest | None:
+        if await self.allowance(token, spender) >= amount:
+            return None
+        return TxRequest(
+            to_checksum_address(token),
+            fn("ERC20", "approve").encode(spender, amount),
+            f"approve {amount} of {token} to {spender}",
+        )
+
+    async def execute(
+        self,
+        tx: TxRequest,
+        *,
+        approve: tuple[str, str, int] | None = None,
+        max_gas_cost_wei: int | None = None,
+        key: ActionKey | None = None,
+    ) -> list[TxResult]:
+        """Send `tx` (after an exact-amount ERC20 approval when `approve` = (token, spender, amount)
+        needs one). Raises SkipAction if the simulation reverts, a cap is hit, or the estimated gas
+        cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth).
+        With a `key`, every step is journaled under it."""
+        return await self._execute(tx, approve, max_gas_cost_wei, key)
+
+    async def _execute(
+        self,
+        tx: TxRequest,
+        approve: tuple[str, str, int] | None,
+        max_gas_cost_wei: int | None,
+        key: ActionKey | None,
+    ) -> list[TxResult]:
+        results: list[TxResult] = []
+        if approve is not None:
+            approval = await self.approval_needed(*approve)
+            if approval is not None:
+                if self.dry_run:
+                    return [
+                        TxResult(approval.description, sent=False, note="dry-run: approval needed first"),
+                        TxResult(
+                            tx.description, sent=False, note="dry-run: not simulated, the Pool has no allowance yet"
+                        ),
+                    ]
+                results.append(await self._send(approval, key=key, role="approval"))
+        results.append(await self._send(tx, max_gas_cost_wei, key=key))
+        return results
+
+    async def _send(
+        self, tx: TxRequest, max_gas_cost_wei: int | None = None, *, key: ActionKey | None, role: str = "action"
+    ) -> TxResult:
+        gas_estimate = await self.simulate(tx)
+        max_fee, tip, base_fee = await self.fees()
+        gas_limit = self._check_cost(tx, gas_estimate, (max_fee, tip, base_fee), max_gas_cost_wei)
+        if self.dry_run:
+            log.info("dry-run: would send %s (gas %d, max fee %.2f gwei)", tx.description, gas_limit, max_fee / GWEI)
+            return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note=DRY_RUN_NOTE)
+        self.check_caps(gas_limit * max_fee)
+        nonce = await self.nonces.take()
+        tx_hash, raw = await self._sign(tx, nonce, gas_limit, max_fee, tip, role, key)
+        await self._broadcast(tx, tx_hash, raw, role, key)
+        result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role, key)
+        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
+
+    def _check_cost(
+        self, tx: TxRequest, gas_estimate: int, fees: tuple[int, int, int], max_gas_cost_wei: int | None
+    ) -> int:
+        """The gas limit; SkipAction when the expected cost exceeds what the action is worth or
+        the worst case exceeds the per-transaction cap."""
+        max_fee, tip, base_fee = fees
+        gas_limit = int(gas_estimate * self.settings.gas_limit_multiplier)
+        expected_cost = gas_estimate * min(max_fee, base_fee + tip)
+        if max_gas_cost_wei is not None and expected_cost > max_gas_cost_wei:
+            raise SkipAction(
+                f"{tx.description}: expected gas cost {expected_cost / 1e18:.6f} exceeds what it is worth "
+                f"({max_gas_cost_wei / 1e18:.6f})"
+            )
+        worst_cost = gas_limit * max_fee
+        if worst_cost > int(self.settings.max_gas_spend_native * 10**18):
+            raise SkipAction(
+                f"{tx.description}: worst-case gas cost {worst_cost / 1e18:.5f} exceeds "
+                f"max_gas_spend_native {self.settings.max_gas_spend_native}"
+            )
+        return gas_limit
+
+    async def _sign(
+        self, tx: TxRequest, nonce: int, gas_limit: int, max_fee: int, tip: int, role: str, key: ActionKey | None
+    ) -> tuple[str, bytes]:
+        """Sign and journal (before it leaves: a crash from here on finds it and rebroadcasts it)."""
+        assert self._signer is not None
+        tx_hash, raw = self._signer.sign(
+            await self._chain_id(), nonce, tip, max_fee, gas_limit, tx.to, tx.value, tx.data
+        )
+        with self.journal.atomic():
+            self.journal.add_tx(key, tx_hash, nonce, raw, tx.description, max_fee, gas_limit, role)
+            if key is not None and role == "action":
+                self.journal.set_action(key, "signed")
+        return tx_hash, raw
+
+    async def _broadcast(
+        self, tx: TxRequest, tx_hash: str, raw: bytes, role: str, key: ActionKey | None, *, resync: bool = True
+    ) -> None:
+        """Send a journaled transaction. ExecutionError when the node refuses it (it is then
+        marked dropped); an unacknowledged send counts as out (tracking settles it)."""
+        error: BaseException | None = None
+        try:
+            await self.chain.send_raw(raw)
+        except (TimeoutError, Web3Exception, OSError, ValueError) as exc:
+            error = exc
+        self._sent(tx, tx_hash, role, key, error, resync=resync)
+
+    def _sent(
+        self, tx: TxRequest, tx_hash: str, role: str, key: ActionKey | None, exc: BaseException | None, *, resync: bool
+    ) -> None:
+        """Journal what a node said to a transaction: accepted (or already known) means sent; a
+        lost connection means maybe sent (tracking settles it); a refusal raises ExecutionError
+        (the transaction is dropped)."""
+        if exc is not None:
+            if isinstance(exc, OSError | asyncio.TimeoutError | ProviderConnectionError):
+                # the send may or may not have reached a node: treat it as out; tracking finds the
+                # receipt, or re-sends the same nonce with bumped fees after replace_after_blocks
+                log.warning("%s: sending %s was not acknowledged (%s); tracking it", tx.description, tx_hash, exc)
+            elif not ALREADY_KNOWN.search(str(exc)):
+                self.journal.set_tx(tx_hash, "dropped")
+                if key is not None and role == "action":
+                    self.journal.set_action(key, "dropped", str(exc))
+                if role in ("replacement", "cancel"):
+                    raise exc  # the caller decides (e.g. nonce too low: an earlier version was mined)
+                if resync:  # (a burst settles its own nonces)
+                    self.nonces.resync()
+                raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
+            else:
+                log.info("%s: the node already knows %s (a retried send): it is out", tx.description, tx_hash)
+        self._polled = None
+        self.accepted.append((tx_hash, time.perf_counter()))
+        del self.accepted[:-1000]
+        with self.journal.atomic():
+            self.journal.set_tx(tx_hash, "sent")
+            if key is not None and role == "action":
+                self.journal.set_action(key, "sent")
+
+    async def _chain_id(self) -> int:
+        if self._chain_id_cache is None:
+            self._chain_id_cache = await self.chain.chain_id()
+        return self._chain_id_cache
+
+    @abstractmethod
+    async def _track(
+        self,
+        tx: TxRequest,
+        nonce: int,
+        gas_limit: int,
+        max_fee: int,
+        tip: int,
+        first_hash: str,
+        role: str,
+        key: ActionKey | None,
+    ) -> TxResult:
+        """Wait for one version of this nonce to be mined (keeper.execution.tracker)."""
