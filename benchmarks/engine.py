@@ -18,7 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 from keeper.book import Book
-from keeper.risk.health import MarketArrays, health
+from keeper.protocols.aave_v3.engine import ENGINE, health
+from keeper.risk.engine import MarketArrays
 
 
 def make_data(n: int, a: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, MarketArrays]:
@@ -66,7 +67,7 @@ def python_loop(scaled_coll, scaled_debt, coll_on, borrow_on, m: MarketArrays) -
 def book_rows(coll: np.ndarray, debt: np.ndarray, m: MarketArrays, repeat: int) -> list[tuple[str, int, float]]:
     """Book.snapshot() per kind of block, on the same data (the keeper's per-block risk step)."""
     n, a = coll.shape
-    book = Book(a, capacity=1)
+    book = Book(a, engine=ENGINE, capacity=1)
     book.scaled_coll, book.scaled_debt = coll, debt
     book.exposed = (coll != 0) | (debt != 0)
     book.users = [f"u{k}" for k in range(n)]

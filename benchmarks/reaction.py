@@ -34,13 +34,13 @@ from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
 from benchmarks.rpc_per_block import GET_DATA, KEY, seed
-from keeper.sources.abi import fn
-from keeper.sources.chain import Call, Chain
+from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain, free_port, start_anvil
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
-from keeper.app.loop import Keeper
+from keeper.sources.abi import fn
+from keeper.sources.chain import Call, Chain
 
 LIQUIDATION_CALL = fn("AaveV3Pool", "liquidationCall")
 MAX_UINT = 2**256 - 1

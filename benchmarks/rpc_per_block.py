@@ -25,12 +25,12 @@ from eth_utils import keccak
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.sources.abi import fn
-from keeper.sources.chain import Call, Chain
+from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain, free_port, start_anvil
 from keeper.execution.executor import Executor
-from keeper.app.loop import Keeper
+from keeper.sources.abi import fn
+from keeper.sources.chain import Call, Chain
 
 KEY = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"  # anvil dev account 9 (public)
 GET_DATA = fn("AaveV3Pool", "getUserAccountData")

@@ -99,17 +99,17 @@ class Execution:
 
     async def _in_order(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
         outcomes = []
-        anchor_sent = True
+        anchor_sent, anchor = True, "action"
         for action in actions:
             if action.after_previous and not anchor_sent:
-                why = "not attempted: the action it was planned after was not sent"
+                why = f"not attempted: the {anchor} before it was not sent"
                 out = ActionOutcome(head.number, w.label, action, error=why)
                 self._log_outcome(w, out)
                 outcomes.append(out)
                 continue
             out = await self._execute(head, w, action)
             if not action.after_previous:
-                anchor_sent = out.ok and out.sent
+                anchor_sent, anchor = out.ok and out.sent, type(action).__name__.lower()
             outcomes.append(out)
         return outcomes
 

@@ -24,8 +24,8 @@ import numpy as np
 from keeper.errors import ConfigError
 from keeper.offline.charts import chart
 from keeper.offline.scenario import BacktestFeed, Path_, PositionSpec, Scenario, load_path, load_scenario
-from keeper.protocols.aave.levers import decide_protect
 from keeper.protocols.aave_v3 import math as aave
+from keeper.protocols.aave_v3.levers import decide_protect
 from keeper.risk.exposures import lookahead_factors, position_risk
 from keeper.risk.intmath import WAD, wad_to_health
 from keeper.risk.predict import SECONDS_PER_YEAR, Garch, ewma_step, garch_fit

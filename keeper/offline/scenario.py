@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from keeper.errors import ConfigError
 from keeper.settings import Model, ProtectSettings
 from keeper.settings.checks import protect_problems
+from keeper.settings.report import message, where_text
 
 
 class BacktestAsset(Model):
@@ -106,8 +107,7 @@ def _model(model: type[BaseModel], raw: Any, where: str, errors: list[str]) -> A
         return model.model_validate(raw if isinstance(raw, dict) else {})
     except ValidationError as exc:
         for e in exc.errors():
-            key = ".".join(str(x) for x in e["loc"])
-            errors.append(f"{where} {key}: {str(e['msg']).removeprefix('Value error, ')} (got {e.get('input')!r})")
+            errors.append(f"{where} {where_text(tuple(e['loc']))}: {message(e)}")
         return None
 
 

@@ -10,6 +10,7 @@ and reported at once, naming the file (or variable) and key and the expected typ
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -33,6 +34,7 @@ from keeper.settings.models import (
     Settings,
     check_address,
 )
+from keeper.settings.report import message, where_text
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -185,56 +187,34 @@ def _model(
     errors: list[str],
 ) -> Any:
     if not isinstance(raw, dict):
-        errors.append(f"{where}: {_where(loc)} must be a table")
+        errors.append(f"{where}: {where_text(loc)} must be a table")
         return None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         for err in exc.errors():
             full = loc + tuple(err["loc"])
-            errors.append(f"{overridden.get(full, where)}: {_where(full)}: {_message(err, model, full)}")
-        return None
+            errors.append(f"{overridden.get(full, where)}: {where_text(full)}: {message(err)}")
+        return _without_errors(model, raw, exc)
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    """('protect', 'positions', '0xab..', 'colour') -> '[protect.positions.0xab..] colour'."""
-    names = [str(x) for x in loc if not isinstance(x, int)]
-    index = next((x for x in loc if isinstance(x, int)), None)
-    if len(names) <= 1 and index is None:
-        return names[0] if names else "(top level)"
-    table, key = (names[:-1], names[-1]) if len(names) > 1 else (names, "")
-    if index is not None:
-        return f"[[{'.'.join(table)}]] #{index + 1} {key}".rstrip()
-    return f"[{'.'.join(table)}] {key}".rstrip()
-
-
-_EXPECTED = {
-    "int_type": "expected int",
-    "int_from_float": "expected int",
-    "float_type": "expected float (a number)",
-    "bool_type": "expected bool (true or false)",
-    "string_type": "expected str",
-    "dict_type": "expected a table",
-    "tuple_type": "expected a list",
-    "model_type": "expected a table",
-    "model_attributes_type": "expected a table",
-}
-
-
-def _message(err: Any, model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    kind, got = err["type"], err.get("input")
-    if kind == "missing":
-        return "required"
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "literal_error":
-        expected = re.sub(r"'([^']*)'", r"\1", str(err.get("ctx", {}).get("expected", "")))
-        return f"one of {expected.replace(' or ', ', ')} (got {got!r})"
-    if kind == "value_error":
-        return str(err["msg"]).removeprefix("Value error, ")
-    if kind in _EXPECTED:
-        return f"{_EXPECTED[kind]}, got {got!r}"
-    return f"{err['msg']} (got {got!r})"
+def _without_errors(model: type[BaseModel], raw: dict[str, Any], exc: ValidationError) -> Any:
+    """The section validated without the keys that failed (their defaults instead), so that the
+    checks spanning fields still run and every problem is reported at once; None if it cannot be."""
+    pruned = copy.deepcopy(raw)
+    for _ in range(3):
+        for err in exc.errors():
+            node: Any = pruned
+            path = err["loc"]
+            for part in path[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(path[-1], None)
+        try:
+            return model.model_validate(pruned)
+        except ValidationError as again:
+            exc = again
+    return None
 
 
 def apply_overrides(data: dict[str, Any], env: dict[str, str]) -> dict[tuple[Any, ...], str]:

@@ -10,12 +10,12 @@ from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.sources.chain import Chain
+from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
-from keeper.app.loop import Keeper
+from keeper.sources.chain import Chain
 from tests.anvil.conftest import DEV_KEYS, FaultyProxy, liquidations_per_user, seed_liquidatable
 
 E6 = 10**6

@@ -9,8 +9,8 @@ from aiohttp import web
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.sources.chain import Call, Chain
 from keeper.errors import TransientError
+from keeper.sources.chain import Call, Chain
 from tests.anvil.conftest import ROOT, free_port
 
 

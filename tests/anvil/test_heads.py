@@ -2,7 +2,6 @@
 socket, the subscription reconnects and polling covers the gaps: no block is missed."""
 
 import asyncio
-import dataclasses
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -10,12 +9,13 @@ from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.sources.chain import Chain
+from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
-from keeper.app.loop import Keeper
+from keeper.sources.chain import Chain
 from tests.anvil.conftest import DEV_KEYS, beside, free_port, mine_every
+from tests.helpers import evolve
 
 
 async def keeper_on(anvil: str, ws_url: str, poll_interval_s: float):
@@ -23,7 +23,7 @@ async def keeper_on(anvil: str, ws_url: str, poll_interval_s: float):
     dep = await DevChain(w3).deploy_market((await w3.eth.accounts)[0])
     key = DEV_KEYS[9]
     settings = make_settings(dep, await w3.eth.chain_id, key, ())
-    settings = dataclasses.replace(settings, poll_interval_s=poll_interval_s)
+    settings = evolve(settings, poll_interval_s=poll_interval_s)
     chain = Chain(w3, dep.multicall3)
     executor = Executor(chain, settings.execution, Account.from_key(key).address, Account.from_key(key), dry_run=False)
     keeper = Keeper(settings, chain, executor)

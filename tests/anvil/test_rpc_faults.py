@@ -11,14 +11,14 @@ from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.sources.chain import Chain
+from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.errors import FatalError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
+from keeper.sources.chain import Chain
 from keeper.sources.rpc import FailoverProvider
-from keeper.app.loop import Keeper
 from tests.anvil.conftest import (
     DEV_KEYS,
     FaultyProxy,

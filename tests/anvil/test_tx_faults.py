@@ -4,20 +4,20 @@ removes a liquidation sends it again; a stranded transaction does not delay the 
 stale and zero oracle answers mean no transaction."""
 
 import asyncio
-import dataclasses
 
 import pytest
 from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.sources.chain import Chain
+from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
-from keeper.app.loop import Keeper
+from keeper.sources.chain import Chain
 from tests.anvil.conftest import DEV_KEYS, beside, liquidations_per_user, mine_every
+from tests.helpers import evolve
 
 E18, E6, GWEI = 10**18, 10**6, 10**9
 CAP_GWEI = 40.0
@@ -38,9 +38,9 @@ async def setup(url: str, tmp_path):
     await dc.approve(dep, "USDC", address, dep.pool, 10**30)  # a standing allowance: one transaction per action
     await dc.set_price(dep, "WETH", 2_800.0)
     settings = make_settings(dep, await w3.eth.chain_id, key, ())
-    settings = dataclasses.replace(
+    settings = evolve(
         settings,
-        execution=dataclasses.replace(
+        execution=evolve(
             settings.execution, max_fee_gwei=CAP_GWEI, replace_after_blocks=2, receipt_poll_s=0.1, receipt_timeout_s=60
         ),
     )
@@ -161,7 +161,7 @@ async def test_a_slow_confirmation_does_not_delay_the_next_decisions(anvil, tmp_
     await dc.supply(dep, "WETH", second, 10 * E18)
     await dc.borrow(dep, "USDC", second, 22_000 * E6)  # HF 1.06 at $2,800, 0.98 at $2,600
     keeper.background = True
-    keeper.executor.settings = dataclasses.replace(keeper.executor.settings, max_fee_gwei=5.0)
+    keeper.executor.settings = evolve(keeper.executor.settings, max_fee_gwei=5.0)
     await keeper.start()
     await w3.provider.make_request("evm_setAutomine", [False])
 

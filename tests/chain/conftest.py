@@ -6,14 +6,16 @@ import pytest
 import pytest_asyncio
 from eth_account import Account
 from eth_utils import keccak
+from pydantic import SecretStr
 from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
-from keeper.sources.chain import Chain
+from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import Deployment, DevChain
 from keeper.execution.executor import Executor
-from keeper.app.loop import Keeper
+from keeper.execution.signer import Signer
+from keeper.sources.chain import Chain
 
 KEEPER_KEY = "0x" + keccak(text="keeper test key").hex()
 
@@ -60,7 +62,7 @@ class Env:
             prefer_perps=prefer_perps,
         )
         chain = Chain(self.w3, self.dep.multicall3)
-        signer = Account.from_key(self.keeper_key)
+        signer = Signer(SecretStr(self.keeper_key))
         executor = Executor(chain, settings.execution, self.keeper_address, signer, dry_run=dry_run)
         return Keeper(settings, chain, executor)
 

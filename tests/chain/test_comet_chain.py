@@ -5,8 +5,11 @@ import random
 
 import pytest
 
-from keeper.protocols import comet
-from keeper.strategy.actions import Absorb, BuyCollateral, Liquidate, Protect
+from keeper.protocols.aave_v3.actions import Liquidate
+from keeper.protocols.comet import math as comet
+from keeper.protocols.comet.actions import Absorb, BuyCollateral
+from keeper.strategy.actions import Protect
+from tests.helpers import evolve
 
 E18, E8, E6 = 10**18, 10**8, 10**6
 PRICE = {"WETH": 3_000.0, "WBTC": 60_000.0}
@@ -72,14 +75,14 @@ async def test_health_matches_comet_for_random_accounts(env):
         pos = w.book.positions[user]
         onchain_liq = await c.functions.isLiquidatable(user).call(block_identifier=w.block)
         onchain_coll = await c.functions.isBorrowCollateralized(user).call(block_identifier=w.block)
-        assert comet.is_liquidatable(pos, w.market) == onchain_liq, user
-        assert comet.is_borrow_collateralized(pos, w.market) == onchain_coll, user
+        assert comet.is_liquidatable(pos, w.adapter.market) == onchain_liq, user
+        assert comet.is_borrow_collateralized(pos, w.adapter.market) == onchain_coll, user
         # the rate model: interest accrued since the last accrual, as borrowBalanceOf computes it
         onchain_debt = await c.functions.borrowBalanceOf(user).call(block_identifier=w.block)
-        assert comet.borrow_balance(pos, w.market.accrued()) == onchain_debt, user
+        assert comet.borrow_balance(pos, w.adapter.market.accrued()) == onchain_debt, user
         engine = snap.health.health_factor[w.book.row[user]]
         assert (engine < 1.0) == onchain_liq, (user, engine)
-        exact = comet.health_factor_wad(pos, w.market) / E18
+        exact = comet.health_factor_wad(pos, w.adapter.market) / E18
         assert engine == pytest.approx(exact, rel=1e-9)
         liquidatable += onchain_liq
     assert 0 < liquidatable < len(users), liquidatable  # both classes are exercised
@@ -87,15 +90,15 @@ async def test_health_matches_comet_for_random_accounts(env):
     # Comet's own math puts the account at the boundary
     for user in users:
         k, pos = w.book.row[user], w.book.positions[user]
-        if comet.is_liquidatable(pos, w.market):
+        if comet.is_liquidatable(pos, w.adapter.market):
             assert snap.distance[k] == 0
             continue
         assert 0 < snap.distance[k] < 1
         for col in range(1, 3):
             if pos.in_asset(col - 1):
-                prices = list(w.market.prices)
+                prices = list(w.adapter.market.prices)
                 prices[col - 1] = int(snap.liquidation_price[k][col])
-                at = dataclasses.replace(w.market, prices=tuple(prices))
+                at = dataclasses.replace(w.adapter.market, prices=tuple(prices))
                 assert comet.health_factor_wad(pos, at) / E18 == pytest.approx(1.0, abs=1e-6)
 
 
@@ -117,7 +120,7 @@ async def test_protect_reaches_target_on_comet(env, kind):
     assert isinstance(out.action, Protect) and out.action.kind == kind and out.ok, out.error
     w = watch(keeper)
     (pos,) = await w.read_positions(keeper.chain, [user], await env.w3.eth.block_number)
-    hf = comet.health_factor_wad(pos, w.market.accrued()) / E18
+    hf = comet.health_factor_wad(pos, w.adapter.market.accrued()) / E18
     assert 1.30 <= hf <= 1.30 * 1.001
     assert out.health_after == pytest.approx(hf, rel=1e-12)
     assert not await comet_of(env).functions.isLiquidatable(user).call()
@@ -154,7 +157,6 @@ async def test_absorb_then_buy_collateral_pays_the_predicted_gain(env):
 
 
 async def test_absorb_skipped_when_it_cannot_pay_and_forced_by_config(env, caplog):
-    import dataclasses
 
     user = env.accounts[5]
     await open_comet(env, user, "WETH", 10 * E18, 24_500 * E6)
@@ -166,9 +168,7 @@ async def test_absorb_skipped_when_it_cannot_pay_and_forced_by_config(env, caplo
     assert report.outcomes == [] and report.below_one == 1
     assert any("absorb unprofitable" in r.getMessage() and user in r.getMessage() for r in caplog.records)
 
-    keeper.settings = dataclasses.replace(
-        keeper.settings, liquidate=dataclasses.replace(keeper.settings.liquidate, comet_absorb_always=True)
-    )
+    keeper.settings = evolve(keeper.settings, liquidate=evolve(keeper.settings.liquidate, comet_absorb_always=True))
     report = await mine_and_step(env, keeper)
     (out,) = report.outcomes
     assert isinstance(out.action, Absorb) and out.ok, out.error

@@ -1,16 +1,15 @@
 """Per-feed heartbeats and the optional off-chain reference price guard."""
 
-import dataclasses
-
 from aiohttp import web
 
 from tests.anvil.conftest import free_port
 from tests.chain.test_keeper_chain import E6, E8, E18, _mine_and_step, fund_keeper, open_position
+from tests.helpers import evolve
 
 
 def with_oracle(keeper, **changes):
     s = keeper.settings
-    keeper.settings = dataclasses.replace(s, oracle=dataclasses.replace(s.oracle, **changes))
+    keeper.settings = evolve(s, oracle=evolve(s.oracle, **changes))
 
 
 async def test_a_price_far_from_the_reference_is_not_acted_on(env, caplog):
@@ -72,7 +71,7 @@ async def test_per_feed_heartbeat(env):
         two_hours_ago, two_hours_ago,
     )  # fmt: skip
     keeper = env.keeper(comet=False, perps=False)
-    with_oracle(keeper, heartbeats=(("WETH", 3_600),))  # ETH/USD: a 1 h heartbeat
+    with_oracle(keeper, heartbeats={"WETH": 3_600})  # ETH/USD: a 1 h heartbeat
     await keeper.start()
     report = await _mine_and_step(env, keeper)
     assert report.outcomes == [] and report.below_one == 1  # a 2 h old round is stale for this feed

@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from keeper.protocols import perps
-from keeper.strategy.actions import AddMargin, LiquidatePerps, ReducePosition, SettleOrder
+from keeper.protocols.synthetix_perps import math as perps
+from keeper.protocols.synthetix_perps.actions import AddMargin, LiquidatePerps, ReducePosition, SettleOrder
 
 E18 = 10**18
 ETH, BTC = 100, 200

@@ -2,26 +2,25 @@
 answer (the off-chain market price past the feed's deviation threshold) before the feed moves,
 where the static trigger sees nothing."""
 
-import dataclasses
-
 from aiohttp import web
 
-from keeper.config import FeedSettings
+from keeper.settings import FeedSettings
 from keeper.strategy.actions import Protect
 from tests.anvil.conftest import free_port
 from tests.chain.test_keeper_chain import E6, E18, WAD, _mine_and_step, fund_keeper, open_position, pool_hf
+from tests.helpers import evolve
 
 
 def configure(keeper, mode: str, url: str) -> None:
     s = keeper.settings
-    keeper.settings = dataclasses.replace(
+    keeper.settings = evolve(
         s,
-        protect=dataclasses.replace(s.protect, mode=mode),
-        oracle=dataclasses.replace(
+        protect=evolve(s.protect, mode=mode),
+        oracle=evolve(
             s.oracle,
             reference_url=url,
             reference_every_s=0.0,
-            feeds=(("WETH", FeedSettings(deviation_bps=50, heartbeat_s=3600)),),
+            feeds={"WETH": FeedSettings(deviation_bps=50, heartbeat_s=3600)},
         ),
     )
 

@@ -1,15 +1,14 @@
 """Kill switch, spending and action caps, cooldown: enforced before anything is signed."""
 
-import dataclasses
-
 import pytest
 
 from tests.chain.test_keeper_chain import E6, E18, _mine_and_step, fund_keeper, open_position
+from tests.helpers import evolve
 
 
 def with_execution(keeper, **changes):
     s = keeper.settings
-    keeper.settings = dataclasses.replace(s, execution=dataclasses.replace(s.execution, **changes))
+    keeper.settings = evolve(s, execution=evolve(s.execution, **changes))
     keeper.executor.settings = keeper.settings.execution
 
 

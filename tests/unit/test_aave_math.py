@@ -2,7 +2,7 @@
 
 import pytest
 
-from keeper.protocols.aave_v3 import (
+from keeper.protocols.aave_v3.math import (
     RAY,
     WAD,
     Market,
@@ -134,7 +134,7 @@ def test_error_codes_are_aave_codes(bad):
 
 
 def test_full_debt_liquidation_offers_headroom_for_interest():
-    from keeper.strategy.liquidate import best_liquidation
+    from keeper.protocols.aave_v3.levers import best_liquidation
 
     p = position(10, 27_000)  # HF < 0.95: the whole debt may be taken
     a = best_liquidation(p, market(), [0, 10**30], gas_cost_base=0)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from keeper.offline import backtest
 from keeper.cli import main
 from keeper.errors import ConfigError
+from keeper.offline import backtest
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

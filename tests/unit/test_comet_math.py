@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from keeper.book import Book
-from keeper.protocols import comet
-from keeper.risk.health import COMET
+from keeper.protocols.comet import math as comet
+from keeper.protocols.comet.engine import ENGINE as COMET
 
 E18 = 10**18
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from keeper.config import load_settings
 from keeper.errors import ConfigError
+from keeper.settings.load import load_settings
 
 KEY = "0x" + "4c" * 32  # test-only key
 GOOD = """
@@ -154,15 +154,17 @@ def test_comet_markets_one_or_several(tmp_path, env):
     env.setenv("KEEPER_PRIVATE_KEY", KEY)
     one = GOOD + '[comet]\ncomet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"\nstart_block = 15331586\n'
     s = load_settings(write(tmp_path, one))
-    assert s.aave is not None and [c.comet for c in s.comets] == ["0xc3d688B66703497DAA19211EEdff47f25384cdc3"]
-    assert s.comets[0].start_block == 15331586
+    assert s.market_tables("aave") and [c.comet for c in s.market_tables("comet")] == [
+        "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
+    ]
+    assert s.market_tables("comet")[0].start_block == 15331586
     several = GOOD.split("[aave]")[0] + (
         '[[comet]]\ncomet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"\n'
         '[[comet]]\ncomet = "0xA17581A9E3356d9A858b789D68B4d866e593aE94"\n'
         "[protect]\ntrigger_hf = 1.1\ntarget_hf = 1.3\n"
     )
     s = load_settings(write(tmp_path, several))
-    assert s.aave is None and len(s.comets) == 2
+    assert not s.market_tables("aave") and len(s.market_tables("comet")) == 2
 
 
 def test_comet_errors_and_no_market(tmp_path, env):
@@ -183,8 +185,9 @@ def test_comet_errors_and_no_market(tmp_path, env):
 def test_perps_table_and_its_errors(tmp_path, env):
     env.setenv("KEEPER_PRIVATE_KEY", KEY)
     s = load_settings("base")
-    assert s.perps is not None and s.aave is None and s.perps.native_market_id == 100 and s.native_asset == ""
-    assert s.perps.trigger_ratio == 2.0 and s.perps.target_ratio == 3.0 and not s.perps.settle_orders
+    (perps,) = s.market_tables("perps")
+    assert not s.market_tables("aave") and perps.native_market_id == 100 and s.native_asset == ""
+    assert perps.trigger_ratio == 2.0 and perps.target_ratio == 3.0 and not perps.settle_orders
     bad = (
         "chain_id = 8453\n[perps]\n"
         'market = "0x0A2AF931eFFd34b81ebcc57E3d3c9B1E1dE1C9Ce"\n'
@@ -206,7 +209,7 @@ def test_perps_table_and_its_errors(tmp_path, env):
 def test_several_rpc_endpoints(tmp_path, env):
     env.setenv("KEEPER_PRIVATE_KEY", KEY)
     env.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545, https://node.example/key")
-    assert load_settings(write(tmp_path, GOOD)).rpc_url.value.count(",") == 1
+    assert load_settings(write(tmp_path, GOOD)).rpc_url.get_secret_value().count(",") == 1
     env.setenv("KEEPER_RPC_URL", "http://127.0.0.1:8545,wss://node.example/key")
     with pytest.raises(ConfigError, match=r"several endpoints \(failover\) must all be http"):
         load_settings(write(tmp_path, GOOD))
@@ -221,7 +224,7 @@ def test_oracle_heartbeats_and_reference(tmp_path, env):
     bad = GOOD + '[oracle]\nreference_url = "prices"\n[oracle.heartbeats]\nWETH = "1h"\n'
     with pytest.raises(ConfigError) as e:
         load_settings(write(tmp_path, bad))
-    assert "[oracle.heartbeats]: expected a table" in str(e.value)
+    assert "[oracle.heartbeats] WETH: expected int, got '1h'" in str(e.value)
     assert "reference_url: expected an http" in str(e.value)
 
 
@@ -229,7 +232,7 @@ def test_ws_url_for_new_heads(tmp_path, env):
     env.setenv("KEEPER_PRIVATE_KEY", KEY)
     env.setenv("KEEPER_WS_URL", "ws://127.0.0.1:8545")
     s = load_settings(write(tmp_path, GOOD))
-    assert s.ws_url is not None and s.ws_url.value == "ws://127.0.0.1:8545" and "8545" not in repr(s)
+    assert s.ws_url is not None and s.ws_url.get_secret_value() == "ws://127.0.0.1:8545" and "8545" not in repr(s)
     env.setenv("KEEPER_WS_URL", "http://127.0.0.1:8545")
     with pytest.raises(ConfigError, match="KEEPER_WS_URL: expected a ws"):
         load_settings(write(tmp_path, GOOD))

@@ -5,7 +5,8 @@ import random
 import numpy as np
 
 from keeper.book import Book
-from keeper.protocols.aave_v3 import (
+from keeper.protocols.aave_v3.engine import ENGINE
+from keeper.protocols.aave_v3.math import (
     MAX_UINT256,
     RAY,
     WAD,
@@ -52,7 +53,7 @@ def random_state(rng: random.Random, n: int) -> tuple[Market, list[Position]]:
 
 def random_book(seed: int, n: int, capacity: int = 64) -> tuple[Market, list[Position], Book]:
     market, positions = random_state(random.Random(seed), n)
-    book = Book(4, capacity=capacity)
+    book = Book(4, engine=ENGINE, capacity=capacity)
     book.upsert(positions)
     book.set_market(market.arrays())
     return market, positions, book
@@ -109,7 +110,7 @@ def test_book_updates_one_row():
 
 
 def test_threaded_recompute_equals_single_thread():
-    from keeper.risk.health import health
+    from keeper.protocols.aave_v3.engine import health
 
     _, _, book = random_book(4, 40_000)
     n = len(book)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from keeper.book import FULL_ABOVE, INDEX_TOLERANCE, SCREEN_MARGIN, Book
-from keeper.risk.health import MarketArrays, health
+from keeper.protocols.aave_v3.engine import ENGINE, health
+from keeper.risk.engine import MarketArrays
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def test_incremental_recompute_matches_full_and_touches_only_exposed_rows() -> N
         debt_index_ray=rng.uniform(1.0, 1.2, a) * 1e27,
         liquidation_threshold_bps=rng.choice([0.0, 7800.0, 8300.0], a),
     )
-    book = Book(a, capacity=16)  # grows while it fills
+    book = Book(a, engine=ENGINE, capacity=16)  # grows while it fills
     rows = random_rows(rng, n, a)
     book.upsert(rows)
     book.set_market(m)
@@ -108,7 +109,7 @@ def test_threshold_change_and_many_stale_rows_fall_back_to_a_full_pass() -> None
         np.full(a, 1e27),
         np.array([8300.0, 7800.0, 7000.0]),
     )
-    book = Book(a)
+    book = Book(a, engine=ENGINE)
     book.upsert(random_rows(rng, 500, a))
     book.set_market(m)
     book.snapshot()

@@ -45,7 +45,13 @@ def test_wheel_has_the_console_script_and_data(tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     (wheel,) = tmp_path.glob("keeper-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("keeper/devtools/artifacts.json", "keeper/app/status.html", "keeper/abis/AaveV3Pool.json", "keeper/app/ops.py", "keeper/protocols/aave_v3/adapter.py"):
+    for needed in (
+        "keeper/devtools/artifacts.json",
+        "keeper/app/status.html",
+        "keeper/abis/AaveV3Pool.json",
+        "keeper/app/ops.py",
+        "keeper/protocols/aave_v3/adapter.py",
+    ):
         assert needed in names, needed
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "keeper = keeper.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

@@ -7,8 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from keeper.protocols import perps
-from keeper.risk.health import PERPS, PerpArrays
+from keeper.protocols.synthetix_perps import math as perps
+from keeper.protocols.synthetix_perps.engine import ENGINE as PERPS
+from keeper.protocols.synthetix_perps.engine import PerpArrays
 
 E18 = 10**18
 

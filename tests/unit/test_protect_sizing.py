@@ -2,9 +2,9 @@
 
 import random
 
-from keeper.config import ProtectSettings
-from keeper.protocols.aave_v3 import WAD, account_data, after_repay, after_supply
-from keeper.strategy.protect import decide_protect
+from keeper.protocols.aave_v3.levers import decide_protect
+from keeper.protocols.aave_v3.math import WAD, account_data, after_repay, after_supply
+from keeper.settings import ProtectSettings
 from tests.unit.test_aave_math import market, position
 
 

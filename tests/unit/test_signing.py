@@ -6,7 +6,7 @@ from eth_account import Account
 from eth_keys.datatypes import PrivateKey
 from eth_utils import keccak, to_checksum_address
 
-from keeper.execution.executor import sign_eip1559
+from keeper.execution.signer import sign_eip1559
 
 
 def test_raw_transactions_are_byte_identical_to_eth_account() -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 
-from keeper.config import PredictiveSettings, ProtectSettings
+from keeper.risk.exposures import Risk
 from keeper.risk.predict import SECONDS_PER_YEAR, first_passage, health_for_probability
-from keeper.strategy.trigger import Arm, Risk, evaluate
+from keeper.settings import PredictiveSettings, ProtectSettings
+from keeper.strategy.trigger import Arm, evaluate
 
 CALM = 0.5 / math.sqrt(SECONDS_PER_YEAR)
 STORM = 15.0 / math.sqrt(SECONDS_PER_YEAR)  # a crash: about 1 % a minute
@@ -17,7 +17,7 @@ PRED = ProtectSettings(trigger_hf=1.15, target_hf=1.3, mode="predictive", predic
 
 
 def test_static_acts_only_below_the_trigger_at_the_oracle_price() -> None:
-    s = replace(PRED, mode="static")
+    s = PRED.model_copy(update={"mode": "static"})
     assert not evaluate(Risk(1.2, 0.9, STORM), s, Arm(), 0).act  # blind to the predicted price
     t = evaluate(Risk(1.14, 1.14, CALM), s, Arm(), 0)
     assert t.act and t.target_hf == 1.3
@@ -68,5 +68,5 @@ def test_an_emergency_ignores_the_cooldown() -> None:
 
 
 def test_alert_mode_never_acts() -> None:
-    t = evaluate(Risk(1.25, 1.0, STORM), replace(PRED, mode="alert"), Arm(), 0)
+    t = evaluate(Risk(1.25, 1.0, STORM), PRED.model_copy(update={"mode": "alert"}), Arm(), 0)
     assert not t.act and t.reason.startswith("alert-only")
