@@ -35,8 +35,9 @@ from web3.providers import AsyncHTTPProvider
 
 from benchmarks.rpc_per_block import GET_DATA, KEY, seed
 from keeper.app.loop import Keeper
+from keeper.devtools.anvil import free_port, start_anvil
 from keeper.devtools.demo import make_settings
-from keeper.devtools.devchain import DevChain, free_port, start_anvil
+from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
 from keeper.sources.abi import fn

@@ -26,8 +26,9 @@ from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
 from keeper.app.loop import Keeper
+from keeper.devtools.anvil import free_port, start_anvil
 from keeper.devtools.demo import make_settings
-from keeper.devtools.devchain import DevChain, free_port, start_anvil
+from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.sources.abi import fn
 from keeper.sources.chain import Call, Chain

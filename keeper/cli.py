@@ -174,7 +174,7 @@ async def _dispatch(args: Any) -> int:
         result = await run_demo()
         return 0 if result.failures == 0 and result.protections and result.liquidations else 1
     if args.command == "deploy-testnet":
-        from keeper.devtools.devchain import deploy_testnet
+        from keeper.devtools.testnet import deploy_testnet
 
         text = await deploy_testnet(args.rpc_url)
         print(text)

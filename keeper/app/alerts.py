@@ -145,7 +145,7 @@ class AlertHandler(logging.Handler):
                         if r.status >= 300:
                             raise aiohttp.ClientError(f"HTTP {r.status}")
                     self.sent += 1
-                except Exception as exc:  # an alert channel down must not stop the keeper
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:  # a channel down
                     self.failed += 1
                     # not through the "keeper" logger: that would alert about alerting
                     logging.getLogger("keeper_alerts").warning("webhook %s failed: %s", hook.name, type(exc).__name__)

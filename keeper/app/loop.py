@@ -12,23 +12,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
+import aiohttp
 import numpy as np
 from eth_utils import to_checksum_address
 
 from keeper.app.alerts import alert
 from keeper.app.execute import ActionOutcome, Execution
 from keeper.app.metrics import AT_RISK
+from keeper.app.reads import refresh
 from keeper.app.watch import Watch, log_decision
 from keeper.errors import ConfigError, FatalError, TransientError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Checkpoints
 from keeper.protocols.registry import build_markets
 from keeper.settings import Settings
-from keeper.sources.abi import fn, word
-from keeper.sources.chain import Call, Chain, Head
+from keeper.sources.chain import Chain, Head
 from keeper.sources.heads import HeadSubscription
 from keeper.sources.reference import fetch_reference
 
@@ -141,78 +141,9 @@ class Keeper(Execution):
     async def _refresh(
         self, head: Head, touched: dict[int, list[str]], reconcile: dict[int, list[str]] | None = None
     ) -> int:
-        """One multicall for every market and the wallet; then, per market, the accounts its events
-        touched and (on a reconciliation block) every other account. Returns how many of the
-        latter differ from what the book held: drift, which no event announced.
-
-        Markets are isolated: every market call may fail inside the multicall, and a market whose
-        reads fail (a reverted price source, an undecodable reply) is reported and left out of this
-        block while the others go on."""
-        for w in self.watches:
-            if not w.loaded:
-                await self._isolated(w, head, w.load(self.chain, head.number))
-        calls: list[Call] = []
-        spans = []
-        for w in self.watches:
-            c = [replace(call, allow_failure=True) for call in w.adapter.market_calls()] if w.loaded else []
-            spans.append((len(calls), len(calls) + len(c)))
-            calls += c
-        tokens = sorted({t for w in self.watches if w.loaded for t in w.adapter.tokens})
-        balance_of = fn("ERC20", "balanceOf")
-        calls += [Call(t, balance_of.encode(self.executor.address)) for t in tokens]
-        calls.append(Call(self.chain.multicall3, fn("Multicall3", "getEthBalance").encode(self.executor.address)))
-        results = await self.chain.multicall(calls, head.number)
-        for w, (a, b) in zip(self.watches, spans, strict=True):
-            if w.loaded:
-                self._market_ok(w, head, self._decode(w, results[a:b], head))
-        words = [word(r, "wallet balance") for r in results[spans[-1][1] if spans else 0 :]]
-        self.wallet = dict(zip(tokens, words[:-1], strict=True))
-        self.wallet[""] = words[-1]
-        drift = 0
-        for k, w in enumerate(self.watches):
-            events = set(touched.get(k, []))
-            others = sorted(set((reconcile or {}).get(k, [])) - events)
-            users = sorted(events) + others
-            if not users or w.book is None or w.error:
-                continue
-            try:
-                positions = await w.read_positions(self.chain, users, head.number)
-            except TransientError as exc:
-                self._market_ok(w, head, f"reading {len(users)} accounts failed: {exc}")
-                continue
-            for p in positions[len(events) :]:
-                old = w.book.positions.get(p.user)
-                drift += old is not None and replace(old, block=0) != replace(p, block=0)
-            w.book.upsert(positions)
+        """Read every market and the wallet at `head` (keeper.app.reads); returns the drift."""
+        self.wallet, drift = await refresh(self.chain, self.watches, self.executor.address, head, touched, reconcile)
         return drift
-
-    @staticmethod
-    def _decode(w: Watch, results: list[bytes | None], head: Head) -> str:
-        try:
-            w.decode_market(results, head)
-        except TransientError as exc:
-            return str(exc)
-        return ""
-
-    async def _isolated(self, w: Watch, head: Head, load: Any) -> None:
-        try:
-            await load
-        except TransientError as exc:
-            self._market_ok(w, head, f"loading the market failed: {exc}")
-
-    def _market_ok(self, w: Watch, head: Head, error: str) -> None:
-        """Record whether a market could be read this block; an ALERT when that changes."""
-        if error and error != w.error:
-            log.warning(
-                "ALERT: %s: market not read at block %d, no decisions on it this block: %s",
-                w.label,
-                head.number,
-                error,
-                extra=alert("market unreadable", w.label, "critical"),
-            )
-        elif w.error and not error:
-            log.warning("%s: market read again at block %d", w.label, head.number)
-        w.error = error
 
     # ------------------------------------------------------------------ one block
     async def step(self) -> StepReport | None:
@@ -392,7 +323,7 @@ class Keeper(Execution):
         prices: dict[str, float] = {}
         try:
             prices = await fetch_reference(o.reference_url)
-        except Exception as exc:  # the reference is optional: its failure must not stop the keeper
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:  # optional: never stops the keeper
             why = f"off-chain reference unavailable ({type(exc).__name__}: {exc}); acting on on-chain prices alone"
         if why != self._alerts.get("reference", ""):
             if why:

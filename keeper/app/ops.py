@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from web3.exceptions import Web3Exception
 
 from keeper.app.alerts import AlertHandler
 from keeper.app.loop import Keeper
@@ -62,8 +63,8 @@ class OpsServer:
         problems = []
         age = time.time() - k.last_step_at if k.last_step_at else math.inf
         try:
-            node_head = int(await asyncio.wait_for(k.chain.w3.eth.block_number, 3.0))
-        except Exception as exc:  # any failure to read the head means the keeper is blind
+            node_head = await asyncio.wait_for(k.chain.block_number(), 3.0)
+        except (Web3Exception, OSError, TimeoutError, ValueError) as exc:  # the keeper is blind
             node_head = -1
             problems.append(f"cannot read the node's head: {type(exc).__name__}")
         lag = node_head - (k.last_block or 0) if node_head >= 0 and k.last_block is not None else -1

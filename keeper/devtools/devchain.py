@@ -7,10 +7,6 @@ dev accounts (this is test scaffolding, not the keeper's signing path).
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -18,9 +14,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
-from web3.providers import AsyncHTTPProvider
 
-from keeper.errors import ConfigError
 from keeper.protocols.aave_v3.math import RAY, ReserveConfig
 
 ARTIFACTS_PATH = Path(__file__).resolve().parent / "artifacts.json"
@@ -351,90 +345,3 @@ class DevChain:
         else:
             await provider.make_request("evm_increaseTime", [seconds])
             await provider.make_request("evm_mine", [])
-
-
-def config_toml(dep: Deployment, chain_id: int, network: str = "local") -> str:
-    """A config/<network>.toml for a deployment of the test markets."""
-    more = f'\n[comet]\ncomet = "{dep.comet}"\nstart_block = 0\n' if dep.comet else ""
-    if dep.perps:
-        more += (
-            f'\n[perps]\nmarket = "{dep.perps}"\nusd_token = "{dep.snx_usd}"  # snxUSD\n'
-            "native_market_id = 100  # ETH\naccounts = []\nsettle_orders = true  # our test market settles on chain\n"
-            "start_block = 0\n"
-        )
-    return f"""# Our Aave v3-, Compound v3- and Synthetix v3 perps-compatible test markets as
-# `keeper deploy-testnet` deploys them on a fresh anvil (deployer = anvil's first dev account,
-# so the addresses are the same every time).
-network = "{network}"
-chain_id = {chain_id}
-native_asset = "{dep.tokens["WETH"]}"  # WETH
-poll_interval_s = 1.0
-multicall3 = "{dep.multicall3}"
-
-[aave]
-pool = "{dep.pool}"
-oracle = "{dep.oracle}"
-start_block = 0
-{more}
-[protect]
-accounts = []
-trigger_hf = 1.15
-target_hf = 1.30
-prefer = ["repay", "supply"]
-
-[liquidate]
-enabled = true
-min_profit_usd = 1.0
-
-[oracle]
-max_age_s = 90000   # seconds: heartbeat + slack; older rounds are not acted on
-
-[execution]
-max_fee_gwei = 100.0
-priority_fee_gwei = 1.0
-
-# tokens: {", ".join(f"{s}={a}" for s, a in dep.tokens.items())}
-# aggregators: {", ".join(f"{s}={a}" for s, a in dep.aggregators.items())}
-"""
-
-
-def start_anvil(port: int, *extra: str, timeout_s: float = 30.0) -> tuple[subprocess.Popen[bytes], str]:
-    """Start anvil from node_modules (or PATH) on 127.0.0.1:`port`; return (process, URL)."""
-    root = Path(__file__).resolve().parents[2]
-    local = root / "node_modules" / ".bin" / "anvil"
-    exe = str(local) if local.exists() else shutil.which("anvil")
-    if exe is None:
-        raise FileNotFoundError("anvil not found: run scripts/setup.sh (npm install)")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--silent", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise TimeoutError(f"anvil did not start on port {port}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def deploy_testnet(rpc_url: str) -> str:
-    """Deploy the test markets (Aave v3, Comet, perps) with the node's first unlocked account; return
-    their config TOML."""
-    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
-    try:
-        accounts = await w3.eth.accounts
-    except Exception as exc:
-        raise ConfigError(f"cannot reach a dev node at {rpc_url}: {exc}") from None
-    dc = DevChain(w3)
-    dep = await dc.deploy_market(accounts[0])
-    await dc.deploy_comet(dep)
-    await dc.deploy_perps(dep)
-    return config_toml(dep, await w3.eth.chain_id)

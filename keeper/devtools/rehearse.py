@@ -24,7 +24,8 @@ from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
 from keeper.app.runtime import build_keeper
-from keeper.devtools.devchain import DevChain, free_port, start_anvil
+from keeper.devtools.anvil import free_port, start_anvil
+from keeper.devtools.devchain import DevChain
 from keeper.errors import ConfigError, KeeperError
 from keeper.execution.signer import Signer
 from keeper.settings import Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from eth_utils import is_checksum_address, to_checksum_address
+from Crypto.Hash import keccak
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
@@ -17,14 +17,22 @@ MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
+def checksum(address: str) -> str:
+    """EIP-55 mixed-case checksum of a 0x-prefixed hex address (keccak via pycryptodome, so that
+    importing the settings loads no network machinery)."""
+    body = address[2:].lower()
+    digest = keccak.new(digest_bits=256, data=body.encode()).hexdigest()
+    return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(body, digest[:40], strict=True))
+
+
 def check_address(value: Any) -> str:
     """An EIP-55 address (all-lower or all-upper hex is accepted and checksummed)."""
     if not isinstance(value, str) or not _ADDRESS.match(value):
         raise ValueError(f"expected a 0x-prefixed 20-byte hex address, got {value!r}")
     body = value[2:]
-    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+    if body != body.lower() and body != body.upper() and checksum(value) != value:
         raise ValueError(f"address {value} has a bad EIP-55 checksum (typo?)")
-    return str(to_checksum_address(value))
+    return checksum(value)
 
 
 def _tuple(value: Any) -> Any:

@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, keccak
 
 from keeper.errors import TransientError
+
+DECODE_ERRORS: tuple[type[Exception], ...] = (DecodingError, ValueError, TypeError, IndexError, KeyError, OverflowError)
+"""What decoding a reply that is not what the ABI says can raise (eth-abi, and unpacking its result)."""
 
 _REPO_ABIS = Path(__file__).resolve().parents[2] / "abis"
 
@@ -122,7 +126,7 @@ def word(data: bytes | None, what: str) -> int:
     data = need(data, what)
     try:
         return int(decode(["uint256"], data)[0])
-    except Exception as exc:  # eth-abi raises several decoding errors
+    except DECODE_ERRORS as exc:
         raise TransientError(f"{what}: undecodable reply {data!r:.80}") from exc
 
 
@@ -133,5 +137,5 @@ def token_symbol(raw: bytes | None, token: str) -> str:
         return token[:10]
     try:
         return str(fn("ERC20", "symbol").decode(raw)[0])
-    except Exception:  # eth-abi: a bytes32 symbol does not decode as a string
+    except DECODE_ERRORS:  # a bytes32 symbol does not decode as a string
         return token[:10]

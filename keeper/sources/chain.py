@@ -19,7 +19,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
 
 from keeper.errors import FatalError, TransientError
-from keeper.sources.abi import error_name, fn
+from keeper.sources.abi import DECODE_ERRORS, error_name, fn
 
 log = logging.getLogger("keeper.chain")
 
@@ -88,7 +88,7 @@ class Chain:
         if disconnect is not None:
             try:
                 await disconnect()
-            except Exception as exc:  # closing must not mask the real outcome
+            except (Web3Exception, OSError, RuntimeError) as exc:  # closing must not mask the real outcome
                 log.debug("closing the provider failed: %s", exc)
 
     async def chain_id(self) -> int:
@@ -145,7 +145,7 @@ class Chain:
             tx["value"] = value
         try:
             return bytes(await self.w3.eth.call(tx, block))  # type: ignore[arg-type]
-        except Exception as exc:
+        except Exception as exc:  # classified here: a revert, a transient failure, or re-raised
             if is_revert(exc):
                 raise ContractLogicError(revert_text(exc)) from exc
             if not isinstance(exc, Web3Exception | OSError | ValueError | TypeError):
@@ -161,12 +161,17 @@ class Chain:
         self.requests += 1
         try:
             return int(await self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
-        except Exception as exc:
+        except Exception as exc:  # classified here: a revert, a transient failure, or re-raised
             if is_revert(exc):
                 raise ContractLogicError(revert_text(exc)) from exc
             if not isinstance(exc, Web3Exception | OSError | ValueError | TypeError):
                 raise
             raise TransientError(f"eth_estimateGas to {to} failed: {exc}") from exc
+
+    async def block_number(self) -> int:
+        """eth_blockNumber (the node's head, without the block itself)."""
+        self.requests += 1
+        return int(await self.w3.eth.block_number)
 
     async def nonce(self, address: str, block: int | str = "latest") -> int:
         """The account's transaction count at `block` ('pending': including the node's mempool)."""
@@ -280,7 +285,7 @@ class Chain:
                 (results,) = AGGREGATE3.decode(raw)
             except ContractLogicError as exc:
                 raise TransientError(f"multicall at block {block} reverted: {exc}") from exc
-            except Exception as exc:  # eth-abi decoding of a garbage reply
+            except DECODE_ERRORS as exc:  # eth-abi decoding of a garbage reply
                 if isinstance(exc, TransientError):
                     raise
                 self._blame(str(exc))

@@ -10,6 +10,8 @@ import logging
 from typing import Any
 
 from web3 import AsyncWeb3, WebSocketProvider
+from web3.exceptions import Web3Exception
+from websockets.exceptions import WebSocketException
 
 from keeper.sources.rpc import redact
 
@@ -40,7 +42,7 @@ class HeadSubscription:
                         self.event.set()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # any loss of the socket: reconnect, poll meanwhile
+            except (Web3Exception, WebSocketException, OSError, TimeoutError, ValueError) as exc:  # reconnect
                 log.warning("newHeads subscription lost (%s: %s); polling until it is back", type(exc).__name__, exc)
             self.connected = False
             self.reconnects += 1

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from web3.exceptions import ProviderConnectionError
+import aiohttp
+from web3.exceptions import ProviderConnectionError, Web3Exception
 from web3.providers import AsyncHTTPProvider
 from web3.providers.async_base import AsyncBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
@@ -25,6 +26,15 @@ from web3.types import RPCEndpoint, RPCResponse
 from keeper.errors import FatalError
 
 log = logging.getLogger("keeper.rpc")
+ENDPOINT_FAILURES: tuple[type[Exception], ...] = (
+    Web3Exception,
+    aiohttp.ClientError,
+    OSError,
+    TimeoutError,
+    ValueError,
+    TypeError,
+)
+"""What one endpoint's failure can look like (connection, timeout, a body that is not JSON-RPC)."""
 BROADCAST = ("eth_sendRawTransaction",)
 
 
@@ -112,7 +122,7 @@ class FailoverProvider(AsyncBaseProvider):
             start = time.monotonic()
             try:
                 reply = await asyncio.wait_for(e.provider.make_batch_request(requests), self.timeout_s)
-            except Exception as exc:  # as in _one: try the others
+            except ENDPOINT_FAILURES as exc:  # as in _one: try the others
                 e.fail()
                 return f"{type(exc).__name__}: {exc}"[:200]
             if not isinstance(reply, list) or len(reply) != len(requests):
@@ -146,7 +156,7 @@ class FailoverProvider(AsyncBaseProvider):
         self.last = e
         try:
             response = await asyncio.wait_for(e.provider.make_request(method, params), self.timeout_s)
-        except Exception as exc:  # connection errors, timeouts, undecodable bodies: all mean "try another"
+        except ENDPOINT_FAILURES as exc:  # connection errors, timeouts, undecodable bodies: try another
             e.fail()
             return f"{type(exc).__name__}: {exc}"[:200]
         if not isinstance(response, dict) or ("result" not in response and "error" not in response):

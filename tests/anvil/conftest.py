@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from keeper.devtools.devchain import free_port, start_anvil
+from keeper.devtools.anvil import free_port, start_anvil
 
 ROOT = Path(__file__).resolve().parents[2]
 # anvil's well-known dev accounts (public test keys of its default mnemonic)

@@ -7,6 +7,7 @@ import asyncio
 import random
 
 from eth_account import Account
+from pydantic import SecretStr
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
@@ -15,6 +16,7 @@ from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
+from keeper.execution.signer import Signer
 from keeper.sources.chain import Chain
 from tests.anvil.conftest import DEV_KEYS, FaultyProxy, liquidations_per_user, seed_liquidatable
 
@@ -36,7 +38,7 @@ async def setup(anvil: str, url: str, tmp_path):  # type: ignore[no-untyped-def]
         chain,
         settings.execution,
         address,
-        Account.from_key(DEV_KEYS[9]),
+        Signer(SecretStr(DEV_KEYS[9])),
         dry_run=False,
         journal=Journal(tmp_path / "journal.sqlite"),
     )

@@ -14,7 +14,8 @@ from eth_account import Account
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
-from keeper.devtools.devchain import DevChain, config_toml
+from keeper.devtools.devchain import DevChain
+from keeper.devtools.testnet import config_toml
 from tests.anvil.conftest import DEV_KEYS, ROOT, beside, liquidations_per_user, mine_every, seed_liquidatable
 
 E18, E6 = 10**18, 10**6

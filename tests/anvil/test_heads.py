@@ -6,6 +6,7 @@ import asyncio
 import aiohttp
 from aiohttp import WSMsgType, web
 from eth_account import Account
+from pydantic import SecretStr
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
@@ -13,6 +14,7 @@ from keeper.app.loop import Keeper
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
+from keeper.execution.signer import Signer
 from keeper.sources.chain import Chain
 from tests.anvil.conftest import DEV_KEYS, beside, free_port, mine_every
 from tests.helpers import evolve
@@ -25,7 +27,7 @@ async def keeper_on(anvil: str, ws_url: str, poll_interval_s: float):
     settings = make_settings(dep, await w3.eth.chain_id, key, ())
     settings = evolve(settings, poll_interval_s=poll_interval_s)
     chain = Chain(w3, dep.multicall3)
-    executor = Executor(chain, settings.execution, Account.from_key(key).address, Account.from_key(key), dry_run=False)
+    executor = Executor(chain, settings.execution, Account.from_key(key).address, Signer(SecretStr(key)), dry_run=False)
     keeper = Keeper(settings, chain, executor)
     keeper.ws_url = ws_url
     return w3, keeper

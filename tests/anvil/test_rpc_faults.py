@@ -8,6 +8,7 @@ import random
 
 import pytest
 from eth_account import Account
+from pydantic import SecretStr
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
@@ -17,6 +18,7 @@ from keeper.devtools.devchain import DevChain
 from keeper.errors import FatalError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
+from keeper.execution.signer import Signer
 from keeper.sources.chain import Chain
 from keeper.sources.rpc import FailoverProvider
 from tests.anvil.conftest import (
@@ -51,7 +53,12 @@ def keeper_over(urls: list[str], dep, chain_id: int, tmp_path) -> Keeper:
     chain = Chain(AsyncWeb3(provider), dep.multicall3)
     address = Account.from_key(key).address
     executor = Executor(
-        chain, settings.execution, address, Account.from_key(key), dry_run=False, journal=Journal(tmp_path / "j.sqlite")
+        chain,
+        settings.execution,
+        address,
+        Signer(SecretStr(key)),
+        dry_run=False,
+        journal=Journal(tmp_path / "j.sqlite"),
     )
     return Keeper(settings, chain, executor)
 

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from eth_account import Account
+from pydantic import SecretStr
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
@@ -15,6 +16,7 @@ from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
+from keeper.execution.signer import Signer
 from keeper.sources.chain import Chain
 from tests.anvil.conftest import DEV_KEYS, beside, liquidations_per_user, mine_every
 from tests.helpers import evolve
@@ -46,7 +48,7 @@ async def setup(url: str, tmp_path):
     )
     chain = Chain(w3, dep.multicall3)
     journal = Journal(tmp_path / "journal.sqlite")
-    executor = Executor(chain, settings.execution, address, Account.from_key(key), dry_run=False, journal=journal)
+    executor = Executor(chain, settings.execution, address, Signer(SecretStr(key)), dry_run=False, journal=journal)
     return w3, dc, dep, victim, Keeper(settings, chain, executor), journal
 
 

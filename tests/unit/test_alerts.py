@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 
 from keeper.app.alerts import AlertHandler, alert, parse_webhooks
-from keeper.devtools.devchain import free_port
+from keeper.devtools.anvil import free_port
 
 
 def test_parse_webhooks_and_errors_do_not_echo_urls() -> None:

@@ -13,7 +13,7 @@ from keeper.errors import TransientError
 from keeper.protocols.aave_v3.math import ZERO_ADDRESS, Market, Position, Reserve, ReserveConfig
 from keeper.protocols.base import topic_words
 from keeper.risk.guards import FeedRound
-from keeper.sources.abi import event, fn, need, token_symbol, word
+from keeper.sources.abi import DECODE_ERRORS, event, fn, need, token_symbol, word
 from keeper.sources.chain import Call, Chain
 
 POOL = "AaveV3Pool"
@@ -108,7 +108,7 @@ class AaveV3Reader:
             raw = next(rounds) if r.price_source else None
             try:
                 feeds.append(FeedRound(*(int(x) for x in latest.decode(raw))) if raw else None)
-            except Exception:  # a source that answers something else than latestRoundData
+            except DECODE_ERRORS:  # a source that answers something else than latestRoundData
                 feeds.append(None)
         return Market(
             block=block,

@@ -15,7 +15,7 @@ from keeper.errors import TransientError
 from keeper.protocols.base import topic_words
 from keeper.protocols.comet.math import ABI, RATE_PARAMS, AssetInfo, CometMarket, CometPosition
 from keeper.risk.guards import FeedRound
-from keeper.sources.abi import event, fn, need, token_symbol, word
+from keeper.sources.abi import DECODE_ERRORS, event, fn, need, token_symbol, word
 from keeper.sources.chain import Call, Chain
 
 _USER_EVENTS = {
@@ -84,7 +84,7 @@ class CometReader:
             )
         except TransientError:
             raise
-        except Exception as exc:
+        except DECODE_ERRORS as exc:
             raise TransientError(f"{self.address} does not answer like a Comet market: {exc}") from exc
         scale, target, store_front, borrow_min, n = (word(r, "Comet immutable") for r in results[2:])
         infos = await chain.multicall([Call(self.address, fn(ABI, "getAssetInfo").encode(i)) for i in range(n)], block)
@@ -139,7 +139,7 @@ class CometReader:
                 totals_c.append(int(fn(ABI, "totalsCollateral").decode(need(results[k + 3], "totalsCollateral"))[0]))
         except TransientError:
             raise
-        except Exception as exc:  # eth-abi decoding errors of a garbage reply
+        except DECODE_ERRORS as exc:  # eth-abi decoding errors of a garbage reply
             raise TransientError(f"Comet {self.address}: undecodable market read: {exc}") from exc
         self.assets = tuple(assets)
         if any(f is None for f in feeds):
@@ -190,7 +190,7 @@ class CometReader:
             rows = [basic.decode(need(r, "userBasic")) for r in heads]
         except TransientError:
             raise
-        except Exception as exc:
+        except DECODE_ERRORS as exc:
             raise TransientError(f"Comet {self.address}: undecodable userBasic: {exc}") from exc
         plan: list[tuple[int, int]] = []
         calls: list[Call] = []

@@ -11,7 +11,7 @@ from typing import Any
 from keeper.errors import TransientError
 from keeper.protocols.base import topic_words
 from keeper.protocols.synthetix_perps.math import ABI, PerpMarket, PerpsAccount, PerpsState, account_key
-from keeper.sources.abi import event, fn, need, word
+from keeper.sources.abi import DECODE_ERRORS, event, fn, need, word
 from keeper.sources.chain import Call, Chain
 
 _ACCOUNT_EVENTS = ("AccountCreated", "CollateralModified", "OrderSettled", "PositionLiquidated")
@@ -36,7 +36,7 @@ class PerpsReader:
         raw = await chain.call(self.address, fn(ABI, "getMarkets").encode(), block)
         try:
             (ids,) = fn(ABI, "getMarkets").decode(raw)
-        except Exception as exc:
+        except DECODE_ERRORS as exc:
             raise TransientError(f"{self.address} does not answer like a perps market: {exc}") from exc
         calls = []
         for mid in ids:
@@ -54,7 +54,7 @@ class PerpsReader:
                 liq = fn(ABI, "getLiquidationParameters").decode(need(results[3 * k + 2], "liquidation parameters"))
             except TransientError:
                 raise
-            except Exception as exc:
+            except DECODE_ERRORS as exc:
                 raise TransientError(f"perps market {mid}: undecodable configuration: {exc}") from exc
             markets.append(PerpMarket(int(mid), str(symbol), int(skew_scale), int(velocity), *(int(x) for x in liq)))
         self.markets = tuple(markets)
@@ -81,7 +81,7 @@ class PerpsReader:
                 skews.append(int(skew))
         except TransientError:
             raise
-        except Exception as exc:
+        except DECODE_ERRORS as exc:
             raise TransientError(f"perps {self.address}: undecodable market read: {exc}") from exc
         return PerpsState(block, timestamp, self.markets, tuple(prices), tuple(skews), int(guards[0]), int(guards[2]))
 
@@ -118,7 +118,7 @@ class PerpsReader:
                 positions = [fn(ABI, "getOpenPosition").decode(x) if x else (0, 0, 0) for x in r[4:]]
             except TransientError:
                 raise
-            except Exception as exc:
+            except DECODE_ERRORS as exc:
                 raise TransientError(f"perps account {a}: undecodable read: {exc}") from exc
             out.append(
                 PerpsAccount(
