@@ -1,5 +1,7 @@
 """Configuration: every bad input is named with its file and key; secrets never print."""
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -279,3 +281,132 @@ deviation_bps = 0
     assert f"[protect.positions.{who}] target_hf (1.12) must be above trigger_hf (1.5)" in text
     assert "must be at least trigger_hf x (1 + hysteresis)" in text
     assert "[oracle.feeds.WETH]: deviation_bps and heartbeat_s must be positive" in text
+
+
+EVERYTHING = (
+    GOOD
+    + """
+[comet]
+comet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
+[perps]
+market = "0x0A2AF931eFFd34b81ebcc57E3d3c9B1E1dE1C9Ce"
+usd_token = "0x09d51516F38980035153a554c26Df3C6f51a23C3"
+native_market_id = 100
+trigger_ratio = 2.0
+target_ratio = 3.0
+"""
+)
+OTHER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def _toml(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+
+
+def _changed(loc, value):
+    """A valid value different from `value` for the key at `loc`."""
+    key = loc[-1]
+    special = {
+        "mode": "predictive",
+        "vol_model": "garch",
+        "alert_min_tier": "warning",
+        "listen": "127.0.0.1:9200",
+        "reference_url": "https://prices.example/usd",
+        "heartbeats": {"WETH": 3600},
+        "feeds": {"WETH": {"deviation_bps": 60, "heartbeat_s": 3600}},
+        "positions": {OTHER: {"trigger_hf": 1.12}},
+        "accounts": [1, 2] if loc[0] == "perps" else [OTHER],
+    }
+    if key in special:
+        return special[key]
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + 0.001 if math.isfinite(value) else 1.0
+    if isinstance(value, tuple):
+        return list(reversed(value))
+    if isinstance(value, str):
+        return OTHER if value.startswith("0x") or key == "native_asset" else "changed"
+    raise AssertionError(f"no test value for {loc}: {value!r}")
+
+
+def _at(settings, loc):
+    node = settings
+    if loc[0] in ("aave", "comet", "perps"):
+        node, loc = settings.market_tables(loc[0])[0], loc[1:]
+    for part in loc:
+        node = getattr(node, part)
+    return node
+
+
+def _plain(value):
+    if hasattr(value, "model_dump"):
+        return value.model_dump(exclude_none=True)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return list(value) if isinstance(value, tuple) else value
+
+
+def test_every_key_is_overridable_from_the_environment(tmp_path, env):
+    """Walks every key of the settings model (every section, nested table and market table) and
+    checks that KEEPER_<SECTION>_<KEY> takes effect."""
+    import tomllib
+
+    from keeper.settings.load import override_names
+
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    path = write(tmp_path, EVERYTHING)
+    base = load_settings(path)
+    names = list(override_names(tomllib.loads(EVERYTHING)))
+    assert len(names) >= 75 and ("KEEPER_AAVE_POOL" in dict((v, k) for k, v in names))
+    for loc, var in names:
+        want = _changed(loc, _at(base, loc))
+        env.setenv(var, _toml(want))
+        try:
+            got = _at(load_settings(path), loc)
+        finally:
+            env.delenv(var)
+        assert _plain(got) == _plain(want) or str(got) == str(want), (var, got, want)
+
+
+def test_wrong_types_are_rejected_with_the_setting_named(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    bad = GOOD + '[execution]\nreplace_after_blocks = 0.6\n[liquidate]\nenabled = "false"\n'
+    env.setenv("KEEPER_EXECUTION_MAX_FEE_GWEI", "lots")
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, bad))
+    text = str(e.value)
+    assert "KEEPER_EXECUTION_MAX_FEE_GWEI: [execution] max_fee_gwei: expected float (a number), got 'lots'" in text
+    assert "[execution] replace_after_blocks: expected int, got 0.6" in text
+    assert "[liquidate] enabled: expected bool (true or false), got 'false'" in text
+
+
+def test_a_wrong_type_exits_2_without_a_traceback(tmp_path):
+    bad = write(tmp_path, GOOD + '[execution]\nmax_fee_gwei = "lots"\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "keeper", "run", "--network", bad],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "KEEPER_RPC_URL": "http://127.0.0.1:1", "KEEPER_PRIVATE_KEY": KEY},
+        timeout=60,
+    )
+    assert r.returncode == 2 and "max_fee_gwei: expected float" in r.stderr and "Traceback" not in r.stderr
+    assert KEY[2:] not in r.stderr + r.stdout
+
+
+def test_secrets_stay_out_of_repr(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    env.setenv("KEEPER_ALERT_WEBHOOKS", "https://hooks.example/secret-token")
+    s = load_settings(write(tmp_path, GOOD))
+    text = repr(s) + str(s) + s.model_dump_json()
+    assert KEY[2:] not in text and "secret-token" not in text and "127.0.0.1:8545" not in text
