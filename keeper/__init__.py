@@ -1,3 +1,2 @@
-"""keeper: margin maintenance for DeFi lending markets (protect your positions, liquidate others')."""
-
-__version__ = "0.1.0"
+"""keeper: margin maintenance for DeFi lending and perpetual markets (protect your positions,
+liquidate others'). The version is the installed package's: `keeper --version`."""

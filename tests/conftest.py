@@ -2,10 +2,13 @@
 output or failure report of the suite. Every keeper logger runs at DEBUG while the tests run,
 so even records nobody displays are scanned."""
 
+import contextlib
 import logging
 
 import pytest
+import pytest_asyncio
 from eth_utils import keccak
+from web3.providers import AsyncHTTPProvider
 
 SECRETS = {
     "chain tests' keeper key": keccak(text="keeper test key").hex(),
@@ -52,3 +55,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if LEAKS:
         print("\nPRIVATE KEY LEAK:\n  " + "\n  ".join(sorted(set(LEAKS))))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Every HTTP provider a test opens (directly, or through the keeper it builds) is closed when the
+# test ends: with ResourceWarning an error (pyproject.toml), a leaked aiohttp session fails the run.
+_PROVIDERS: list[AsyncHTTPProvider] = []
+_provider_init = AsyncHTTPProvider.__init__
+
+
+def _tracked_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    _provider_init(self, *args, **kwargs)
+    _PROVIDERS.append(self)
+
+
+AsyncHTTPProvider.__init__ = _tracked_init  # type: ignore[method-assign]
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_http_providers():
+    yield
+    while _PROVIDERS:
+        provider = _PROVIDERS.pop()
+        with contextlib.suppress(Exception):  # a provider whose node is already gone
+            await provider.disconnect()

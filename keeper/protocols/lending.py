@@ -5,16 +5,32 @@ float before the exact levers decide, and the wallet top-up `Protect`."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from keeper.book import SCREEN_MARGIN, Snapshot
 from keeper.protocols.base import usd
+from keeper.risk.engine import MarketArrays
 from keeper.risk.guards import FeedRound, oracle_problems
 from keeper.settings import OracleSettings, ProtectSettings, Settings
 from keeper.strategy.actions import Protect
+
+if TYPE_CHECKING:
+    from keeper.sources.chain import Call, Head
+
+
+class LendingReader(Protocol):
+    """The reads a lending adapter delegates to its protocol's reader."""
+
+    def topic0s(self) -> list[bytes]: ...
+
+    def users_from_logs(self, logs: Any) -> set[str]: ...
+
+    def market_calls(self) -> list[Call]: ...
+
+    def decode_market(self, results: Sequence[bytes | None], block: int, timestamp: int) -> Any: ...
 
 
 class LendingMarket(ABC):
@@ -26,6 +42,21 @@ class LendingMarket(ABC):
     address: str
     settings: Settings
     market: Any
+    reader: LendingReader
+
+    def topic0s(self) -> list[bytes]:
+        return self.reader.topic0s()
+
+    def users_from_logs(self, logs: Any) -> set[str]:
+        return self.reader.users_from_logs(logs)
+
+    def market_calls(self) -> list[Call]:
+        return self.reader.market_calls()
+
+    def decode_market(self, results: Sequence[bytes | None], head: Head) -> MarketArrays:
+        """This block's state (kept as `market`) and the engine's columns."""
+        self.market = self.reader.decode_market(results, head.number, head.timestamp)
+        return self.market.arrays()
 
     # -- layout (subclasses: tokens, symbols, price, unit, column_of)
     @property

@@ -21,16 +21,16 @@ from keeper.protocols.aave_v3.math import NAME, Market, Position, account_data, 
 from keeper.protocols.aave_v3.settings import AaveSettings
 from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
 from keeper.protocols.lending import LendingMarket
-from keeper.risk.engine import MarketArrays
 from keeper.risk.intmath import wad_to_health
 from keeper.settings import LiquidateSettings, ProtectSettings, Settings
-from keeper.sources.chain import Call, Chain, Head
+from keeper.sources.chain import Chain
 from keeper.strategy.actions import Action, Protect
 
 CAPABILITIES = Capabilities(protect=("repay", "supply"), liquidation="liquidationCall", predictive_trigger=True)
 
 
 class AaveV3Market(LendingMarket):
+    reader: AaveV3Reader
     protocol = NAME
     capabilities = CAPABILITIES
     engine = ENGINE
@@ -60,19 +60,6 @@ class AaveV3Market(LendingMarket):
                 f"the Pool (reserves: {', '.join(assets)})"
             )
         return len(reserves)
-
-    def topic0s(self) -> list[bytes]:
-        return self.reader.topic0s()
-
-    def users_from_logs(self, logs: Any) -> set[str]:
-        return self.reader.users_from_logs(logs)
-
-    def market_calls(self) -> list[Call]:
-        return self.reader.market_calls()
-
-    def decode_market(self, results: Sequence[bytes | None], head: Head) -> MarketArrays:
-        self.market = self.reader.decode_market(results, head.number, head.timestamp)
-        return self.market.arrays()
 
     async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[Position]:
         return await self.reader.read_positions(chain, users, block, full=self.settings.protect.accounts)

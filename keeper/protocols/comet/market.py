@@ -21,10 +21,9 @@ from keeper.protocols.comet.engine import ENGINE
 from keeper.protocols.comet.levers import decide_comet, decide_protect
 from keeper.protocols.comet.settings import CometSettings
 from keeper.protocols.lending import LendingMarket
-from keeper.risk.engine import MarketArrays
 from keeper.risk.intmath import wad_to_health
 from keeper.settings import LiquidateSettings, ProtectSettings, Settings
-from keeper.sources.chain import Call, Chain, Head
+from keeper.sources.chain import Chain
 from keeper.strategy.actions import Action, Protect
 
 CAPABILITIES = Capabilities(
@@ -33,6 +32,7 @@ CAPABILITIES = Capabilities(
 
 
 class CometMarketAdapter(LendingMarket):
+    reader: CometReader
     protocol = comet.NAME
     capabilities = CAPABILITIES
     engine = ENGINE
@@ -59,19 +59,6 @@ class CometMarketAdapter(LendingMarket):
                 f"market {self.address} (base and collateral: {', '.join(tokens)})"
             )
         return len(tokens)
-
-    def topic0s(self) -> list[bytes]:
-        return self.reader.topic0s()
-
-    def users_from_logs(self, logs: Any) -> set[str]:
-        return self.reader.users_from_logs(logs)
-
-    def market_calls(self) -> list[Call]:
-        return self.reader.market_calls()
-
-    def decode_market(self, results: Sequence[bytes | None], head: Head) -> MarketArrays:
-        self.market = self.reader.decode_market(results, head.number, head.timestamp)
-        return self.market.arrays()
 
     async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[comet.CometPosition]:
         return await self.reader.read_positions(chain, users, block, full=self.settings.protect.accounts)
