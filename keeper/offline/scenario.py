@@ -82,7 +82,8 @@ def load_path(path: str | Path) -> Path_:
     asset, optionally `gas_gwei`."""
     p = Path(path)
     try:
-        rows = list(csv.DictReader(p.open()))
+        with p.open(newline="") as f:
+            rows = list(csv.DictReader(f))
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the price path: {exc}") from None
     if not rows or "timestamp" not in rows[0]:
