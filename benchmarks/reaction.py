@@ -24,12 +24,12 @@ import asyncio
 import random
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from eth_account import Account
+from pydantic import SecretStr
 from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
@@ -40,6 +40,7 @@ from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
+from keeper.execution.signer import Signer
 from keeper.sources.abi import fn
 from keeper.sources.chain import Call, Chain
 
@@ -50,16 +51,17 @@ MAX_UINT = 2**256 - 1
 async def ours(w3: AsyncWeb3[Any], dep: Any, k: int, tmp: Path, run: int) -> tuple[float, float, int]:
     """(ms to the last liquidation accepted, ms of which deciding, start-up discovery s)."""
     settings = make_settings(dep, await w3.eth.chain_id, KEY, (), comet=False, perps=False)
-    settings = replace(
-        settings, execution=replace(settings.execution, max_actions_per_hour=10_000, max_gas_spend_native_per_day=100)
+    execution = settings.execution.model_copy(
+        update={"max_actions_per_hour": 10_000, "max_gas_spend_native_per_day": 100}
     )
+    settings = settings.model_copy(update={"execution": execution})
     chain = Chain(
         AsyncWeb3(AsyncHTTPProvider(w3.provider.endpoint_uri, request_kwargs={"timeout": 120})), dep.multicall3
     )  # type: ignore[attr-defined]
-    account = Account.from_key(KEY)
+    signer = Signer(SecretStr(KEY))
     journal = Journal(tmp / f"journal-{run}.sqlite")
     keeper = Keeper(
-        settings, chain, Executor(chain, settings.execution, account.address, account, dry_run=False, journal=journal)
+        settings, chain, Executor(chain, settings.execution, signer.address, signer, dry_run=False, journal=journal)
     )
     keeper.background = True
     t = time.perf_counter()

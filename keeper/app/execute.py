@@ -1,7 +1,7 @@
 """Execution of one market's actions, beside the loop: admission (one action per position, the
 journal's cooldown and idempotent keys), bursts and in-order chains through the executor, and
 the record of what became of each action (the decision log, counts, alerts, the console line).
-A mixin of the Keeper (keeper.app.loop)."""
+The base class of the Keeper (keeper.app.loop), with the state it owns."""
 
 from __future__ import annotations
 

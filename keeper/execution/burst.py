@@ -1,7 +1,7 @@
 """Bursts: a block's independent actions sent together instead of one receipt at a time
 (summed approvals, one bundle simulation, caps applied cumulatively, sequential nonces journaled
 in one commit per chunk, JSON-RPC batches broadcast while the next chunk is signed, nonce gaps
-filled, one shared tracking poll). A mixin of the Executor."""
+filled, one shared tracking poll). The top layer of the Executor."""
 
 from __future__ import annotations
 

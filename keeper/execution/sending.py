@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import time
-from abc import ABC, abstractmethod
 from pathlib import Path
 
 from eth_utils import to_checksum_address
@@ -28,7 +27,7 @@ from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.journal import ActionKey, Journal
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
-from keeper.execution.tx import TxRequest, TxResult
+from keeper.execution.tx import TxRequest
 from keeper.settings import ExecutionSettings
 from keeper.sources.abi import fn
 from keeper.sources.chain import Chain, Head, revert_text
@@ -39,7 +38,7 @@ DRY_RUN_NOTE = "dry-run: simulated, not sent"
 ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 
 
-class Sender(ABC):
+class Sender:
     def __init__(
         self,
         chain: Chain,
@@ -135,58 +134,6 @@ class Sender(ABC):
             f"approve {amount} of {token} to {spender}",
         )
 
-    async def execute(
-        self,
-        tx: TxRequest,
-        *,
-        approve: tuple[str, str, int] | None = None,
-        max_gas_cost_wei: int | None = None,
-        key: ActionKey | None = None,
-    ) -> list[TxResult]:
-        """Send `tx` (after an exact-amount ERC20 approval when `approve` = (token, spender, amount)
-        needs one). Raises SkipAction if the simulation reverts, a cap is hit, or the estimated gas
-        cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth).
-        With a `key`, every step is journaled under it."""
-        return await self._execute(tx, approve, max_gas_cost_wei, key)
-
-    async def _execute(
-        self,
-        tx: TxRequest,
-        approve: tuple[str, str, int] | None,
-        max_gas_cost_wei: int | None,
-        key: ActionKey | None,
-    ) -> list[TxResult]:
-        results: list[TxResult] = []
-        if approve is not None:
-            approval = await self.approval_needed(*approve)
-            if approval is not None:
-                if self.dry_run:
-                    return [
-                        TxResult(approval.description, sent=False, note="dry-run: approval needed first"),
-                        TxResult(
-                            tx.description, sent=False, note="dry-run: not simulated, the Pool has no allowance yet"
-                        ),
-                    ]
-                results.append(await self._send(approval, key=key, role="approval"))
-        results.append(await self._send(tx, max_gas_cost_wei, key=key))
-        return results
-
-    async def _send(
-        self, tx: TxRequest, max_gas_cost_wei: int | None = None, *, key: ActionKey | None, role: str = "action"
-    ) -> TxResult:
-        gas_estimate = await self.simulate(tx)
-        max_fee, tip, base_fee = await self.fees()
-        gas_limit = self._check_cost(tx, gas_estimate, (max_fee, tip, base_fee), max_gas_cost_wei)
-        if self.dry_run:
-            log.info("dry-run: would send %s (gas %d, max fee %.2f gwei)", tx.description, gas_limit, max_fee / GWEI)
-            return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note=DRY_RUN_NOTE)
-        self.check_caps(gas_limit * max_fee)
-        nonce = await self.nonces.take()
-        tx_hash, raw = await self._sign(tx, nonce, gas_limit, max_fee, tip, role, key)
-        await self._broadcast(tx, tx_hash, raw, role, key)
-        result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role, key)
-        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
-
     def _check_cost(
         self, tx: TxRequest, gas_estimate: int, fees: tuple[int, int, int], max_gas_cost_wei: int | None
     ) -> int:
@@ -268,17 +215,3 @@ class Sender(ABC):
         if self._chain_id_cache is None:
             self._chain_id_cache = await self.chain.chain_id()
         return self._chain_id_cache
-
-    @abstractmethod
-    async def _track(
-        self,
-        tx: TxRequest,
-        nonce: int,
-        gas_limit: int,
-        max_fee: int,
-        tip: int,
-        first_hash: str,
-        role: str,
-        key: ActionKey | None,
-    ) -> TxResult:
-        """Wait for one version of this nonce to be mined (keeper.execution.tracker)."""

@@ -1,7 +1,8 @@
-"""Tracking a sent transaction to its receipt: one receipt path (polled), shared polls of the
-head and the keeper's nonce for every transaction in flight, replacement of a stuck transaction
-with bumped fees (or cancellation of its nonce when the action is no longer needed), and
-recovery of what a previous run left in flight. A mixin of the Executor."""
+"""One transaction end to end (simulation, cost checks, signing, broadcast) and its tracking:
+one receipt path (polled), shared polls of the head and the keeper's nonce for every transaction
+in flight, replacement of a stuck transaction with bumped fees (or cancellation of its nonce when
+the action is no longer needed), and recovery of what a previous run left in flight. The layer
+between sending (keeper.execution.sending) and bursts (keeper.execution.burst)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from web3.exceptions import Web3Exception
 
 from keeper.errors import ExecutionError, SkipAction
 from keeper.execution.journal import ActionKey
-from keeper.execution.sending import GWEI, Sender
+from keeper.execution.sending import DRY_RUN_NOTE, GWEI, Sender
 from keeper.execution.tx import TxRequest, TxResult
 from keeper.sources.chain import Head
 
@@ -22,6 +23,58 @@ log = logging.getLogger("keeper.execution")
 
 
 class Tracking(Sender):
+    async def execute(
+        self,
+        tx: TxRequest,
+        *,
+        approve: tuple[str, str, int] | None = None,
+        max_gas_cost_wei: int | None = None,
+        key: ActionKey | None = None,
+    ) -> list[TxResult]:
+        """Send `tx` (after an exact-amount ERC20 approval when `approve` = (token, spender, amount)
+        needs one). Raises SkipAction if the simulation reverts, a cap is hit, or the estimated gas
+        cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth).
+        With a `key`, every step is journaled under it."""
+        return await self._execute(tx, approve, max_gas_cost_wei, key)
+
+    async def _execute(
+        self,
+        tx: TxRequest,
+        approve: tuple[str, str, int] | None,
+        max_gas_cost_wei: int | None,
+        key: ActionKey | None,
+    ) -> list[TxResult]:
+        results: list[TxResult] = []
+        if approve is not None:
+            approval = await self.approval_needed(*approve)
+            if approval is not None:
+                if self.dry_run:
+                    return [
+                        TxResult(approval.description, sent=False, note="dry-run: approval needed first"),
+                        TxResult(
+                            tx.description, sent=False, note="dry-run: not simulated, the Pool has no allowance yet"
+                        ),
+                    ]
+                results.append(await self._send(approval, key=key, role="approval"))
+        results.append(await self._send(tx, max_gas_cost_wei, key=key))
+        return results
+
+    async def _send(
+        self, tx: TxRequest, max_gas_cost_wei: int | None = None, *, key: ActionKey | None, role: str = "action"
+    ) -> TxResult:
+        gas_estimate = await self.simulate(tx)
+        max_fee, tip, base_fee = await self.fees()
+        gas_limit = self._check_cost(tx, gas_estimate, (max_fee, tip, base_fee), max_gas_cost_wei)
+        if self.dry_run:
+            log.info("dry-run: would send %s (gas %d, max fee %.2f gwei)", tx.description, gas_limit, max_fee / GWEI)
+            return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note=DRY_RUN_NOTE)
+        self.check_caps(gas_limit * max_fee)
+        nonce = await self.nonces.take()
+        tx_hash, raw = await self._sign(tx, nonce, gas_limit, max_fee, tip, role, key)
+        await self._broadcast(tx, tx_hash, raw, role, key)
+        result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role, key)
+        return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
+
     async def _receipt(self, tx_hash: str) -> Any:
         return await self.chain.receipt(tx_hash)
 

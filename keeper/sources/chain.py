@@ -51,6 +51,16 @@ def revert_text(exc: BaseException) -> str:
     return str(msg).replace("execution reverted: ", "").replace("execution reverted", "").strip() or "reverted"
 
 
+def _classified(exc: Exception, what: str) -> Exception:
+    """A call's failure as what the caller acts on: a revert (ContractLogicError with the named
+    reason), a TransientError (the node or the connection), or the exception itself (a bug)."""
+    if is_revert(exc):
+        return ContractLogicError(revert_text(exc))
+    if isinstance(exc, Web3Exception | OSError | ValueError | TypeError):
+        return TransientError(f"{what} failed: {exc}")
+    return exc
+
+
 @dataclass(frozen=True)
 class Call:
     """One read: `target.call(data)`; `allow_failure` lets the batch go on when it reverts."""
@@ -145,12 +155,8 @@ class Chain:
             tx["value"] = value
         try:
             return bytes(await self.w3.eth.call(tx, block))  # type: ignore[arg-type]
-        except Exception as exc:  # classified here: a revert, a transient failure, or re-raised
-            if is_revert(exc):
-                raise ContractLogicError(revert_text(exc)) from exc
-            if not isinstance(exc, Web3Exception | OSError | ValueError | TypeError):
-                raise
-            raise TransientError(f"eth_call to {to} failed: {exc}") from exc
+        except Exception as exc:  # classified: a revert, a transient failure, or re-raised
+            raise _classified(exc, f"eth_call to {to}") from exc
 
     async def estimate(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
         """eth_call then eth_estimateGas from `sender` at the latest block: the gas estimate, or
@@ -161,12 +167,8 @@ class Chain:
         self.requests += 1
         try:
             return int(await self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
-        except Exception as exc:  # classified here: a revert, a transient failure, or re-raised
-            if is_revert(exc):
-                raise ContractLogicError(revert_text(exc)) from exc
-            if not isinstance(exc, Web3Exception | OSError | ValueError | TypeError):
-                raise
-            raise TransientError(f"eth_estimateGas to {to} failed: {exc}") from exc
+        except Exception as exc:  # classified: a revert, a transient failure, or re-raised
+            raise _classified(exc, f"eth_estimateGas to {to}") from exc
 
     async def block_number(self) -> int:
         """eth_blockNumber (the node's head, without the block itself)."""

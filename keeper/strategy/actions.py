@@ -69,8 +69,18 @@ class Action(Protocol):
         ...
 
 
+class OnAccount:
+    """For actions about one account (the dataclass has an `account` field)."""
+
+    account: str
+
+    @property
+    def subject(self) -> str:
+        return self.account
+
+
 @dataclass(frozen=True)
-class Protect:
+class Protect(OnAccount):
     """Lending top-up: supply collateral or pay back debt on a watched account, from the wallet."""
 
     kind: Literal["repay", "supply"]
@@ -92,10 +102,6 @@ class Protect:
     gross_profit_base = 0
     after_previous = False
     worth_base = None
-
-    @property
-    def subject(self) -> str:
-        return self.account
 
     @property
     def spends(self) -> tuple[tuple[str, int], ...]:

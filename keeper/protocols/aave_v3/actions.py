@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keeper.strategy.actions import OnAccount
+
 
 @dataclass(frozen=True)
-class Liquidate:
+class Liquidate(OnAccount):
     """liquidationCall(collateral, debt, account, debt_to_cover, receiveAToken=false)."""
 
     account: str
@@ -37,10 +39,6 @@ class Liquidate:
 
     protective = False
     after_previous = False
-
-    @property
-    def subject(self) -> str:
-        return self.account
 
     @property
     def spends(self) -> tuple[tuple[str, int], ...]:

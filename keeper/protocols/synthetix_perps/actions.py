@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keeper.strategy.actions import OnAccount
+
 
 @dataclass(frozen=True)
-class AddMargin:
+class AddMargin(OnAccount):
     """modifyCollateral(accountId, 0, +amount) of snxUSD from the wallet."""
 
     account: str
@@ -27,16 +29,12 @@ class AddMargin:
     worth_base = None
 
     @property
-    def subject(self) -> str:
-        return self.account
-
-    @property
     def spends(self) -> tuple[tuple[str, int], ...]:
         return ((self.usd_token, self.amount),)
 
 
 @dataclass(frozen=True)
-class ReducePosition:
+class ReducePosition(OnAccount):
     """commitOrder of `size_delta` (opposite to the position) in one market."""
 
     account: str
@@ -58,13 +56,9 @@ class ReducePosition:
     worth_base = None
     spends: tuple[tuple[str, int], ...] = ()
 
-    @property
-    def subject(self) -> str:
-        return self.account
-
 
 @dataclass(frozen=True)
-class SettleOrder:
+class SettleOrder(OnAccount):
     """settleOrder(accountId) for the order committed just before."""
 
     account: str
@@ -81,13 +75,9 @@ class SettleOrder:
     spends: tuple[tuple[str, int], ...] = ()
     health_before = float("nan")
 
-    @property
-    def subject(self) -> str:
-        return self.account
-
 
 @dataclass(frozen=True)
-class LiquidatePerps:
+class LiquidatePerps(OnAccount):
     """liquidate(accountId); the market pays the caller the liquidation reward."""
 
     account: str
@@ -109,10 +99,6 @@ class LiquidatePerps:
     protective = False
     after_previous = False
     spends: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def subject(self) -> str:
-        return self.account
 
     @property
     def worth_base(self) -> int | None:
