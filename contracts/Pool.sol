@@ -295,6 +295,10 @@ contract Pool is IPool {
       AToken(cr.aTokenAddress).burn(user, msg.sender, v.actualCollateral, cr.liquidityIndex);
     }
     if (v.protocolFee != 0) {
+      // as LiquidationLogic: never more aTokens than the user has left (1 wei of rounding)
+      uint256 index = getReserveNormalizedIncome(collateralAsset);
+      uint256 scaledLeft = AToken(cr.aTokenAddress).scaledBalanceOf(user);
+      if (v.protocolFee.rayDiv(index) > scaledLeft) v.protocolFee = scaledLeft.rayMul(index);
       AToken(cr.aTokenAddress).transferOnLiquidation(user, AToken(cr.aTokenAddress).RESERVE_TREASURY_ADDRESS(), v.protocolFee);
     }
     if (hasNoCollateralLeft && _isBorrowingAny(user)) _burnBadDebt(user);
@@ -356,6 +360,22 @@ contract Pool is IPool {
   }
 
   function getUserEMode(address) external pure returns (uint256) {
+    return 0;
+  }
+
+  /// The revision of the Aave version whose rules this Pool follows (v3.3).
+  uint256 public constant POOL_REVISION = 7;
+
+  /// This Pool has no e-mode categories, no liquidation grace period.
+  function getEModeCategoryData(uint8) external pure returns (DataTypes.EModeCategoryLegacy memory c) {
+    return c;
+  }
+
+  function getEModeCategoryCollateralBitmap(uint8) external pure returns (uint128) {
+    return 0;
+  }
+
+  function getLiquidationGracePeriod(address) external pure returns (uint40) {
     return 0;
   }
 

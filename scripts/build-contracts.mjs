@@ -14,13 +14,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outIdx = process.argv.indexOf("--out");
 const outRoot = outIdx > 0 ? path.resolve(process.argv[outIdx + 1]) : root;
 
-const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket"];
+const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket", "PriceCapAdapterStable"];
 const INTERFACE_ABIS = {
   IPool: "AaveV3Pool.json",
   IAaveOracle: "AaveOracle.json",
   IAggregatorV3: "AggregatorV3.json",
   IERC20: "ERC20.json",
   IScaledBalanceToken: "ScaledBalanceToken.json",
+  IStableDebtToken: "StableDebtToken.json",
+  IPriceCapAdapter: "PriceCapAdapter.json",
   IMulticall3: "Multicall3.json",
   IComet: "Comet.json",
   IPerpsMarketProxy: "PerpsMarketProxy.json",

@@ -25,6 +25,15 @@ library DataTypes {
   /// bit 0-15 LTV, 16-31 liquidation threshold, 32-47 liquidation bonus, 48-55 decimals,
   /// 56 active, 57 frozen, 58 borrowing enabled, 60 paused, 64-79 reserve factor,
   /// 80-115 borrow cap, 116-151 supply cap, 152-167 liquidation protocol fee.
+  /// What getEModeCategoryData returns (v3.0's EModeCategory; kept as the legacy view from v3.2).
+  struct EModeCategoryLegacy {
+    uint16 ltv;
+    uint16 liquidationThreshold;
+    uint16 liquidationBonus;
+    address priceSource;
+    string label;
+  }
+
   struct ReserveConfigurationMap {
     uint256 data;
   }

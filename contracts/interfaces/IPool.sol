@@ -2,9 +2,12 @@
 pragma solidity ^0.8.20;
 
 import {DataTypes} from "./DataTypes.sol";
+import {IPoolErrors} from "./IPoolErrors.sol";
 
-/// The part of Aave v3's IPool that keeper uses: same signatures and events as the deployed Pool.
-interface IPool {
+/// The part of Aave v3's IPool that keeper uses: same signatures and events as the deployed Pool
+/// (v3.0 to v3.7; the e-mode and grace-period views of v3.1+/v3.2+ are answered by every version
+/// keeper reads them on).
+interface IPool is IPoolErrors {
   event Supply(address indexed reserve, address user, address indexed onBehalfOf, uint256 amount, uint16 indexed referralCode);
   event Withdraw(address indexed reserve, address indexed user, address indexed to, uint256 amount);
   event Borrow(
@@ -63,4 +66,8 @@ interface IPool {
   function getReserveData(address asset) external view returns (DataTypes.ReserveDataLegacy memory);
   function getReservesList() external view returns (address[] memory);
   function getUserEMode(address user) external view returns (uint256);
+  function POOL_REVISION() external view returns (uint256);
+  function getEModeCategoryData(uint8 id) external view returns (DataTypes.EModeCategoryLegacy memory);
+  function getEModeCategoryCollateralBitmap(uint8 id) external view returns (uint128);
+  function getLiquidationGracePeriod(address asset) external view returns (uint40);
 }

@@ -41,6 +41,9 @@ class ActionOutcome:
     gas_cost_base: int = 0
     """In the market's price units (`price_scale` per USD)."""
     price_scale: int = 10**8
+    actual: dict[str, Any] | None = None
+    """What the chain did, from the receipts' events (the adapter's reading), beside the
+    action's predicted figures; None when nothing was mined or the market does not report it."""
 
     @property
     def gas_cost_usd(self) -> float:
@@ -207,6 +210,7 @@ class Execution:
             out.results = result
             if out.sent:
                 out.health_after = await w.adapter.health_after(self.chain, out.action)
+                out.actual = w.adapter.actual(out.action, out.results)
             else:
                 self.executor.journal.set_action(key, "simulated")
         out.gas_cost_base = w.adapter.gas_cost(sum(r.gas_cost_wei for r in out.results))
@@ -225,10 +229,13 @@ class Execution:
             "error": out.error,
             "health_after": out.health_after,
             "gas_cost_base": out.gas_cost_base,
+            "actual": out.actual,
         }
         decision_log.info(json.dumps(record, default=str))
         sent = [r for r in out.results if r.sent]
         status = ("ERROR " + out.error) if out.error else ("dry-run (simulated, not sent)" if not sent else "ok")
+        if out.actual and out.actual.get("text"):
+            status += f"; chain: {out.actual['text']}"
         outcome = (
             "failed"
             if out.error and not out.error.startswith("SkipAction")

@@ -21,9 +21,10 @@ from web3.exceptions import Web3Exception
 from keeper.app.alerts import AlertHandler
 from keeper.app.loop import Keeper
 from keeper.app.metrics import KeeperCollector, metric_families
-from keeper.app.report import position_rows
+from keeper.app.report import market_notes, position_rows
 from keeper.app.watch import Watch
 from keeper.settings import OpsSettings
+from keeper.strategy.actions import fields_of
 
 log = logging.getLogger("keeper.ops")
 
@@ -103,8 +104,9 @@ class OpsServer:
         for w in k.watches:
             if w.book is None or len(w.book) == 0 or not w.block:
                 markets.append(
-                    {"label": w.label, "address": w.address, "block": w.block, "accounts": 0, "positions": []}
-                )
+                    {"label": w.label, "address": w.address, "block": w.block, "accounts": 0, "positions": [],
+                     "notes": market_notes(w)}
+                )  # fmt: skip
                 continue
             markets.append(
                 {
@@ -114,6 +116,7 @@ class OpsServer:
                     "accounts": len(w.book),
                     "positions": positions(w, self.settings.status_top, last),
                     "error": w.error,
+                    "notes": market_notes(w),
                 }
             )
         actions = [
@@ -125,6 +128,8 @@ class OpsServer:
                 "status": "error: " + o.error if o.error else ("sent" if o.sent else "simulated (dry-run)"),
                 "tx": next((r.tx_hash for r in o.results if r.tx_hash), None),
                 "health_after": o.health_after,
+                "predicted": _predicted(o.action),
+                "actual": (o.actual or {}).get("text"),
             }
             for o in reversed(k.history[-20:])
         ]
@@ -172,7 +177,8 @@ def positions(w: Watch, top: int, last: dict[tuple[str, str], Any]) -> list[dict
 
 def _describe(out: Any) -> str:
     status = "error" if out.error else "sent" if out.sent else "simulated"
-    return f"{type(out.action).__name__} at block {out.block}: {status}"
+    actual = f" ({out.actual['text']})" if out.actual and out.actual.get("text") else ""
+    return f"{type(out.action).__name__} at block {out.block}: {status}{actual}"
 
 
 def _finite(obj: Any) -> Any:
@@ -192,3 +198,10 @@ def _dumps(obj: Any) -> str:
 
 PAGE = (Path(__file__).with_name("status.html")).read_text()
 """The status page: static HTML whose script renders /api/status every 2 s."""
+
+
+def _predicted(action: Any) -> str:
+    """The action's predicted figures, as the status page shows them beside the chain's."""
+    keys = ("expected_debt_repaid", "expected_collateral", "amount", "health_after")
+    fields = fields_of(action)
+    return ", ".join(f"{k} {fields[k]}" for k in keys if k in fields and fields[k] == fields[k])

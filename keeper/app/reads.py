@@ -55,16 +55,20 @@ async def refresh(
     wallet[""] = words[-1]
     drift = 0
     for k, w in enumerate(watches):
-        events = set(touched.get(k, []))
+        # accounts a failed block could not read are read with this block's (never dropped)
+        events = set(touched.get(k, [])) | w.unread_users
         others = sorted(set((reconcile or {}).get(k, [])) - events)
         users = sorted(events) + others
         if not users or w.book is None or w.error:
+            w.unread_users = events
             continue
         try:
             positions = await w.read_positions(chain, users, head.number)
         except TransientError as exc:
+            w.unread_users = events
             market_ok(w, head, f"reading {len(users)} accounts failed: {exc}")
             continue
+        w.unread_users = set()
         for p in positions[len(events) :]:
             old = w.book.positions.get(p.user)
             drift += old is not None and replace(old, block=0) != replace(p, block=0)

@@ -42,6 +42,11 @@ def position_rows(w: Watch, top: int, *, protected_first: bool = False) -> list[
         return []
     snap = w.book.snapshot()
     hf = snap.health.health_factor
+    exact = {user: f for user, pos in w.book.positions.items() if (f := w.adapter.exact_figures(pos)) is not None}
+    if exact:  # rank accounts the engine cannot screen by their exact health
+        hf = hf.copy()
+        for user, f in exact.items():
+            hf[w.book.row[user]] = f[0]
     protected = [w.book.row[a] for a in w.adapter.protected_accounts() if a in w.book.row]
     order = [int(i) for i in np.argsort(hf, kind="stable")]
     if protected_first:
@@ -54,20 +59,35 @@ def position_rows(w: Watch, top: int, *, protected_first: bool = False) -> list[
         user = snap.users[i]
         nearest = snap.nearest_liquidation(i)
         liq = (w.symbols[nearest[0]], nearest[1] / w.engine_scale) if nearest else None
-        why = w.adapter.unsupported(w.book.positions[user])
+        pos = w.book.positions[user]
+        why = w.adapter.unsupported(pos)
+        health, coll, debt = float(hf[i]), float(snap.health.collateral_base[i]), float(snap.health.debt_base[i])
+        distance = float(snap.distance[i])
+        if (figures := exact.get(user)) is not None:  # e-mode, stable debt: the replica's figures
+            health, coll, debt = figures
+            liq, distance = None, (0.0 if health < 1 else math.inf)
         rows.append(
             PositionRow(
                 user,
                 i in protected,
-                float(hf[i]),
-                float(snap.health.collateral_base[i]) / w.engine_scale,
-                float(snap.health.debt_base[i]) / w.engine_scale,
+                health,
+                coll / w.engine_scale,
+                debt / w.engine_scale,
                 liq,
-                float(snap.distance[i]),
-                f"{why}: not modelled" if why else "",
+                distance,
+                f"{why}: not acted on"
+                if why
+                else ("e-mode/stable: exact HF" if figures is not None and health >= 1 else ""),
             )
         )
     return rows
+
+
+def market_notes(w: Watch) -> list[str]:
+    """What the figures of a market rest on, and what is not judged: a read that failed at the
+    last block, the protocol version, price sources whose age cannot be judged."""
+    notes = [f"not read at the last block: {w.error}"] if w.error else []
+    return notes + list(w.adapter.notes())
 
 
 def print_status(keeper: Keeper, top: int) -> None:
@@ -77,8 +97,8 @@ def print_status(keeper: Keeper, top: int) -> None:
     everything = []
     for w in keeper.watches:
         print(f"{w.label} {w.address} at block {w.block}: {len(w.book or [])} accounts")
-        if w.error:
-            print(f"  not read at the last block: {w.error}")
+        for note in market_notes(w):
+            print(f"  {note}")
         print(header)
         for row in position_rows(w, top):
             print(status_line(row))
@@ -109,6 +129,7 @@ def write_report(keeper: Keeper, path: str) -> None:
                 "detail": fields_of(out.action),
                 "sent": out.sent,
                 "error": out.error,
+                "actual": out.actual,
                 "transactions": [asdict(r) for r in out.results],
             }
             f.write(json.dumps(record, default=str) + "\n")

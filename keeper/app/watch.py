@@ -26,6 +26,9 @@ from keeper.strategy.actions import Action
 from keeper.strategy.planner import Inputs, plan
 from keeper.strategy.trigger import Arm
 
+_STEADY = ("the Pool refuses", "POOL_REVISION", "e-mode category")
+"""Skip reasons that stay the same block after block (a paused reserve, an unknown version):
+logged when they start, not every block."""
 log = logging.getLogger("keeper")
 decision_log = logging.getLogger("keeper.decision")
 
@@ -50,6 +53,11 @@ class Watch:
         """(last prices, their time, EWMA covariance rate per second) for the predictive trigger."""
         self._arms: dict[str, Arm] = {}
         self._static_noted = False
+        self.unread_users: set[str] = set()
+        """Accounts whose events came in a block whose reads failed: read with the next block."""
+        self._skips: dict[tuple[str, str], str] = {}
+        """(decision kind, account) -> the reason of the skip last logged (a skip is logged again
+        only when its reason changes, e.g. a paused reserve is not logged every block)."""
 
     # -- what the adapter is
     @property
@@ -133,8 +141,15 @@ class Watch:
         self._arms = out.arms
         wallet.clear()
         wallet.update(out.wallet)
+        skips = {}
         for d in out.decisions:
+            if d.kind.startswith("skip") and isinstance(d.inputs.get("reason"), str):
+                key, why = (d.kind, d.account), d.inputs["reason"]
+                skips[key] = why
+                if self._skips.get(key) == why and why.startswith(_STEADY):
+                    continue
             log_decision(head.number, self.label, d.kind, d.account, d.inputs)
+        self._skips = skips
         for a in out.alerts:
             log.warning("%s: %s", self.label, a.message, extra=alert(a.kind, a.subject, a.tier))
         if out.static_fallback and not self._static_noted:

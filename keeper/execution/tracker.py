@@ -180,6 +180,7 @@ class Tracking(Sender):
             gas_used=int(receipt["gasUsed"]),
             effective_gas_price_wei=int(receipt.get("effectiveGasPrice", max_fee)),
             block=int(receipt["blockNumber"]),
+            logs=tuple(_log(entry) for entry in receipt.get("logs") or ()),
         )
         outcome = "confirmed" if result.status == 1 else "failed"
         self.journal.set_tx(tx_hash, outcome, gas_cost_wei=result.gas_cost_wei, block=result.block)
@@ -236,3 +237,11 @@ class Tracking(Sender):
             results.append(result)
         self.nonces.resync()
         return results
+
+
+def _hex(value: Any) -> str:
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()
+
+
+def _log(entry: Any) -> tuple[str, tuple[str, ...], str]:
+    return str(entry["address"]), tuple(_hex(t) for t in entry["topics"]), _hex(entry["data"])

@@ -47,6 +47,9 @@ class TxResult:
     block: int | None = None
     gas_estimate: int = 0
     note: str = ""
+    logs: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+    """The receipt's logs as (address, topics, data), hex: what the chain did (decoded by the
+    market's adapter into the amounts the keeper reports beside its prediction)."""
 
     @property
     def gas_cost_wei(self) -> int:

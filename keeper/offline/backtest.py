@@ -26,6 +26,8 @@ from keeper.offline.charts import chart
 from keeper.offline.scenario import BacktestFeed, Path_, PositionSpec, Scenario, load_path, load_scenario
 from keeper.protocols.aave_v3 import math as aave
 from keeper.protocols.aave_v3.levers import decide_protect
+from keeper.protocols.aave_v3.liquidation import liquidation_quote, max_liquidatable_debt
+from keeper.protocols.aave_v3.rounding import ray_div
 from keeper.risk.exposures import lookahead_factors, position_risk
 from keeper.risk.intmath import WAD, wad_to_health
 from keeper.risk.predict import SECONDS_PER_YEAR, Garch, ewma_step, garch_fit
@@ -136,15 +138,15 @@ def _liquidate(pos: aave.Position, market: aave.Market) -> tuple[aave.Position, 
 
     c = max(range(n), key=lambda i: value(i, aave.collateral_balance(pos, market, i)) if pos.is_collateral(i) else -1)
     d = max(range(n), key=lambda i: value(i, aave.debt_balance(pos, market, i)))
-    q = aave.liquidation_quote(pos, market, c, d, aave.max_liquidatable_debt(pos, market, c, d))
+    q = liquidation_quote(pos, market, c, d, max_liquidatable_debt(pos, market, c, d))
     if q.error == "103":
-        q = aave.liquidation_quote(pos, market, c, d, aave.debt_balance(pos, market, d))
+        q = liquidation_quote(pos, market, c, d, aave.debt_balance(pos, market, d))
     if q.error:
         return None
     debt = list(pos.scaled_debt)
-    debt[d] -= aave.ray_div(q.debt_repaid, market.debt_index_ray[d])
+    debt[d] -= ray_div(q.debt_repaid, market.debt_index_ray[d])
     coll = list(pos.scaled_collateral)
-    coll[c] -= aave.ray_div(q.collateral_received + q.protocol_fee, market.income_ray[c])
+    coll[c] -= ray_div(q.collateral_received + q.protocol_fee, market.income_ray[c])
     after = replace(pos, scaled_debt=tuple(max(0, x) for x in debt), scaled_collateral=tuple(max(0, x) for x in coll))
     return after, value(c, q.collateral_received + q.protocol_fee) - value(d, q.debt_repaid)
 

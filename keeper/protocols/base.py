@@ -25,7 +25,7 @@ from keeper.settings import LiquidateSettings, OracleSettings, ProtectSettings, 
 from keeper.strategy.actions import Action
 
 if TYPE_CHECKING:  # I/O modules: imported for types only, so the pure layers can import this one
-    from keeper.execution.tx import Approval, TxRequest
+    from keeper.execution.tx import Approval, TxRequest, TxResult
     from keeper.sources.chain import Call, Chain, Head
 
 
@@ -135,6 +135,11 @@ class MarketReader(Protocol):
         """The native coin's price (gas) in this market's price units."""
         ...
 
+    def notes(self) -> list[str]:
+        """What the market's figures rest on that a user should see (`keeper status`, the status
+        page): the protocol version, prices whose age cannot be judged."""
+        ...
+
     def price_sources(self) -> dict[str, str]:
         """Symbol -> Chainlink-style aggregator (what a fork rehearsal overrides to shock a price)."""
         ...
@@ -153,6 +158,11 @@ class MarketRules(Protocol):
 
     def unsupported(self, pos: Any) -> str | None:
         """Why the keeper does not act on this position at all (None: it does)."""
+        ...
+
+    def exact_figures(self, pos: Any) -> tuple[float, float, float] | None:
+        """(health, collateral, debt in price units) where the engine's row is not exact (Aave
+        e-mode, stable debt); None when the engine's figures are the account's."""
         ...
 
     def value_exposures(self, pos: Any) -> tuple[list[float], list[float]] | None:
@@ -187,6 +197,11 @@ class MarketRules(Protocol):
 
 class MarketWriter(Protocol):
     def encode(self, action: Action) -> tuple[TxRequest, Approval | None]: ...
+
+    def actual(self, action: Action, results: Sequence[TxResult]) -> dict[str, Any] | None:
+        """What the chain did for a sent action, from its receipts' events (amounts, and a 'text'
+        line for the console and the status page); None when the market does not report it."""
+        ...
 
     def describe(self, block: int, action: Action, after: float | None, gas: int, gas_cost: int, status: str) -> str:
         """One console line: what was decided, predicted figures, gas and the outcome."""

@@ -120,6 +120,18 @@ class LendingMarket(ABC):
         """Why the keeper does not act on this position at all (None: it does)."""
         return None
 
+    def notes(self) -> list[str]:
+        return []
+
+    def actual(self, action: Any, results: Any) -> dict[str, Any] | None:
+        """What the chain did, from the receipts' events (None: this market does not report it)."""
+        return None
+
+    def exact_figures(self, pos: Any) -> tuple[float, float, float] | None:
+        """(health, collateral, debt in price units) from the exact replica, for accounts whose
+        engine row does not carry them; None when the engine's figures are the account's."""
+        return None
+
     def confirm_users(self, snap: Snapshot, positions: Mapping[str, Any]) -> list[str]:
         return []  # exact integer replicas: the book's positions are what the chain holds
 

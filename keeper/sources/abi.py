@@ -100,18 +100,52 @@ def event(abi_name: str, name: str) -> Event:
 def _errors() -> dict[bytes, str]:
     """Custom error selector -> signature, from every ABI in abis/ (Comet reverts with these)."""
     out: dict[bytes, str] = {}
-    names = [p.stem for p in _REPO_ABIS.glob("*.json")] or ["Comet"]
+    names = [p.stem for p in _REPO_ABIS.glob("*.json")] or ["Comet", "AaveV3Pool"]
     for abi_name in names:
         for item in load_abi(abi_name):
-            if item.get("type") == "error":
+            if isinstance(item, dict) and item.get("type") == "error":
                 sig = f"{item['name']}({','.join(_type(p) for p in item['inputs'])})"
                 out[keccak(text=sig)[:4]] = item["name"]
     return out
 
 
+ERROR_STRING = keccak(text="Error(string)")[:4]
+PANIC = keccak(text="Panic(uint256)")[:4]
+_PANICS = {0x01: "assert failed", 0x11: "arithmetic overflow or underflow", 0x12: "division by zero",
+           0x21: "invalid enum value", 0x31: "pop of an empty array", 0x32: "array index out of bounds",
+           0x41: "out of memory", 0x51: "call to an uninitialised function"}  # fmt: skip
+
+
+@cache
+def _reason_codes() -> dict[str, str]:
+    """Numeric revert reasons -> names (Aave v3.0-v3.3 revert with Error("103") and the like)."""
+    try:
+        text = resources.files("keeper.abis").joinpath("AaveV3ErrorCodes.json").read_text()
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+        text = (_REPO_ABIS / "AaveV3ErrorCodes.json").read_text()
+    return dict(json.loads(text))
+
+
+def reason_text(reason: str) -> str:
+    """A revert string with its name when it is a known numeric code: '103 (MUST_NOT_LEAVE_DUST)'."""
+    name = _reason_codes().get(reason.strip())
+    return f"{reason.strip()} ({name})" if name else reason
+
+
 def error_name(data: bytes) -> str | None:
-    """The name of a custom error from its revert data, if it is one keeper knows."""
-    return _errors().get(bytes(data[:4])) if len(data) >= 4 else None
+    """The revert reason from revert data: a custom error's name, or an Error(string) message
+    (with the name of a numeric code); None for data keeper cannot read."""
+    data = bytes(data)
+    if data[:4] == ERROR_STRING:
+        try:
+            (message,) = decode(["string"], data[4:])
+        except DECODE_ERRORS:
+            return None
+        return reason_text(str(message))
+    if data[:4] == PANIC and len(data) >= 36:
+        code = int.from_bytes(data[4:36], "big")
+        return f"Panic 0x{code:02x} ({_PANICS.get(code, 'unknown panic code')})"
+    return _errors().get(data[:4]) if len(data) >= 4 else None
 
 
 def need(data: bytes | None, what: str) -> bytes:

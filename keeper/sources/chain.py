@@ -19,7 +19,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
 
 from keeper.errors import FatalError, TransientError
-from keeper.sources.abi import DECODE_ERRORS, error_name, fn
+from keeper.sources.abi import DECODE_ERRORS, error_name, fn, reason_text
 
 log = logging.getLogger("keeper.chain")
 
@@ -48,7 +48,8 @@ def revert_text(exc: BaseException) -> str:
         if data is not None and (name := error_name(data)):
             return name
     msg = getattr(exc, "message", None) or str(exc)
-    return str(msg).replace("execution reverted: ", "").replace("execution reverted", "").strip() or "reverted"
+    text = str(msg).replace("execution reverted: ", "").replace("execution reverted", "").strip()
+    return reason_text(text) if text else "reverted"
 
 
 def _classified(exc: Exception, what: str) -> Exception:

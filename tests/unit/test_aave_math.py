@@ -2,22 +2,16 @@
 
 import pytest
 
+from keeper.protocols.aave_v3.liquidation import liquidation_quote, max_liquidatable_debt
 from keeper.protocols.aave_v3.math import (
-    RAY,
-    WAD,
     Market,
     Position,
     Reserve,
     ReserveConfig,
     account_data,
-    liquidation_quote,
-    max_liquidatable_debt,
-    percent_div,
-    percent_mul,
-    ray_div,
-    ray_mul,
-    wad_div,
 )
+from keeper.protocols.aave_v3.rounding import RAY, percent_div, percent_mul, ray_div, ray_mul, wad_div
+from keeper.risk.intmath import MAX_UINT256, WAD
 
 WETH_CFG = ReserveConfig(8050, 8300, 10500, 18, True, False, True, False, 1500, 1000)
 USDC_CFG = ReserveConfig(7500, 7800, 10450, 6, True, False, True, False, 1000, 1000)
@@ -139,7 +133,8 @@ def test_full_debt_liquidation_offers_headroom_for_interest():
     p = position(10, 27_000)  # HF < 0.95: the whole debt may be taken
     a = best_liquidation(p, market(), [0, 10**30], gas_cost_base=0)
     assert a is not None and a.expected_debt_repaid == 27_000 * 10**6
-    assert a.debt_to_cover == 27_000 * 10**6 + 27_000 * 10**6 // 10_000 + 1
+    assert a.debt_to_cover == MAX_UINT256  # the Pool sizes it at inclusion
+    assert a.max_spend == 27_000 * 10**6 + 27_000 * 10**6 // 10_000 + 1  # what is approved
     # with a wallet holding exactly the debt, the headroom is what the wallet has
     b = best_liquidation(p, market(), [0, 27_000 * 10**6], gas_cost_base=0)
-    assert b is not None and b.debt_to_cover == 27_000 * 10**6
+    assert b is not None and b.debt_to_cover == MAX_UINT256 and b.max_spend == 27_000 * 10**6

@@ -1,10 +1,10 @@
-"""Aave v3's own action (the lending top-up `Protect` is shared: keeper.strategy.actions)."""
+"""Aave v3's own actions (the lending top-up `Protect` is shared: keeper.strategy.actions)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keeper.strategy.actions import OnAccount
+from keeper.strategy.actions import OnAccount, Protect
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,12 @@ class Liquidate(OnAccount):
     debt_asset: str
     debt_symbol: str
     debt_to_cover: int
-    """The `debtToCover` argument. When the whole reserve debt is taken it includes headroom for
-    interest accrued before inclusion (the Pool caps it at the debt then), so that one block of
-    interest cannot leave dust (revert 103)."""
+    """The `debtToCover` argument. type(uint256).max when the keeper takes all the Pool allows
+    (the close factor's amount, or the capped branch when the collateral limits it): the Pool
+    then computes the amount itself at inclusion, so accrued interest cannot leave dust."""
+    max_spend: int
+    """The most the Pool may take from the wallet: the expected amount plus headroom for interest
+    accrued before inclusion (what is approved and counted against the caps)."""
     expected_debt_repaid: int
     """Debt asset units the Pool takes, at the decision block."""
     expected_collateral: int
@@ -42,8 +45,13 @@ class Liquidate(OnAccount):
 
     @property
     def spends(self) -> tuple[tuple[str, int], ...]:
-        return ((self.debt_asset, self.debt_to_cover),)
+        return ((self.debt_asset, self.max_spend),)
 
     @property
     def worth_base(self) -> int | None:
         return self.expected_gross_base
+
+
+@dataclass(frozen=True)
+class RepayStable(Protect):
+    """v3.0-v3.1: repay of stable-rate debt (interestRateMode 1)."""

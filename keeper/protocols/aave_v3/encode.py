@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from keeper.execution.tx import Approval, TxRequest
-from keeper.protocols.aave_v3.actions import Liquidate
-from keeper.protocols.aave_v3.math import VARIABLE_RATE_MODE
-from keeper.sources.abi import fn
+from keeper.protocols.aave_v3.actions import Liquidate, RepayStable
+from keeper.protocols.aave_v3.math import STABLE_RATE_MODE, VARIABLE_RATE_MODE
+from keeper.risk.intmath import MAX_UINT256
+from keeper.sources.abi import event, fn
 from keeper.strategy.actions import Action, Protect
 
 POOL = "AaveV3Pool"
@@ -15,10 +19,12 @@ def encode(pool: str, action: Action) -> tuple[TxRequest, Approval | None]:
     """The Pool call for an action and the approval of the Pool it needs."""
     if isinstance(action, Protect):
         if action.kind == "repay":
-            data = fn(POOL, "repay").encode(action.asset, action.amount, VARIABLE_RATE_MODE, action.account)
+            mode = STABLE_RATE_MODE if isinstance(action, RepayStable) else VARIABLE_RATE_MODE
+            data = fn(POOL, "repay").encode(action.asset, action.amount, mode, action.account)
         else:
             data = fn(POOL, "supply").encode(action.asset, action.amount, action.account, 0)
-        desc = f"{action.kind} {action.amount} {action.symbol} for {action.account}"
+        kind = "repay stable" if isinstance(action, RepayStable) else action.kind
+        desc = f"{kind} {action.amount} {action.symbol} for {action.account}"
         return TxRequest(pool, data, desc), (action.asset, pool, action.amount)
     if isinstance(action, Liquidate):
         data = fn(POOL, "liquidationCall").encode(
@@ -26,9 +32,9 @@ def encode(pool: str, action: Action) -> tuple[TxRequest, Approval | None]:
         )
         desc = (
             f"liquidationCall({action.collateral_symbol}, {action.debt_symbol}, {action.account}, "
-            f"{action.debt_to_cover})"
+            f"{'max' if action.debt_to_cover == MAX_UINT256 else action.debt_to_cover})"
         )
-        return TxRequest(pool, data, desc), (action.debt_asset, pool, action.debt_to_cover)
+        return TxRequest(pool, data, desc), (action.debt_asset, pool, action.max_spend)
     raise TypeError(f"not an Aave v3 action: {type(action).__name__}")
 
 
@@ -39,3 +45,28 @@ def account_data_call(user: str) -> bytes:
 def decode_health_factor(raw: bytes) -> int:
     """getUserAccountData's health factor (WAD)."""
     return int(fn(POOL, "getUserAccountData").decode(raw)[5])
+
+
+def chain_amounts(pool: str, action: Action, logs: Sequence[tuple[str, tuple[str, ...], str]]) -> dict[str, Any] | None:
+    """The Pool's own figures for a mined action, from its receipt's events: LiquidationCall's
+    debtToCover and liquidatedCollateralAmount, or Repay's / Supply's amount."""
+    name = (
+        "LiquidationCall"
+        if isinstance(action, Liquidate)
+        else ("Repay" if getattr(action, "kind", "") == "repay" else "Supply")
+    )
+    ev = event(POOL, name)
+    for address, topics, data in logs:
+        if address.lower() != pool.lower() or not topics or bytes.fromhex(topics[0][2:]) != ev.topic:
+            continue
+        args = ev.decode([bytes.fromhex(t[2:]) for t in topics], bytes.fromhex(data[2:]))
+        who = args.get("user") if name == "LiquidationCall" else args.get("onBehalfOf", args.get("user"))
+        if str(who).lower() != action.subject.lower():
+            continue
+        if isinstance(action, Liquidate):
+            return {
+                "debt_repaid": int(args["debtToCover"]),
+                "collateral_seized": int(args["liquidatedCollateralAmount"]),
+            }
+        return {"amount": int(args["amount"])}
+    return None

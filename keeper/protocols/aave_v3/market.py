@@ -1,17 +1,20 @@
 """One watched Aave v3 market (a Pool and its AaveOracle) behind keeper's MarketAdapter interface.
 
 Columns are the Pool's reserves in `getReservesList` order; health is Aave's health factor from
-the exact integer replica (keeper.protocols.aave_v3.math). E-mode accounts are reported and
-skipped (not modelled).
+the exact integer replica of the Pool's version (POOL_REVISION; keeper.protocols.aave_v3.math).
+Accounts the numpy engine cannot screen (e-mode, stable debt) are checked exactly every block.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from keeper.book import Snapshot
 from keeper.errors import ConfigError
-from keeper.execution.tx import Approval, TxRequest
+from keeper.execution.tx import Approval, TxRequest, TxResult
 from keeper.protocols.aave_v3 import encode as calldata
 from keeper.protocols.aave_v3.actions import Liquidate
 from keeper.protocols.aave_v3.adapter import AaveV3Reader
@@ -21,11 +24,12 @@ from keeper.protocols.aave_v3.math import NAME, Market, Position, account_data, 
 from keeper.protocols.aave_v3.settings import AaveSettings
 from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
 from keeper.protocols.lending import LendingMarket
-from keeper.risk.intmath import wad_to_health
+from keeper.risk.intmath import WAD, wad_to_health
 from keeper.settings import LiquidateSettings, ProtectSettings, Settings
 from keeper.sources.chain import Chain
 from keeper.strategy.actions import Action, Protect
 
+log = logging.getLogger(__name__)
 CAPABILITIES = Capabilities(protect=("repay", "supply"), liquidation="liquidationCall", predictive_trigger=True)
 
 
@@ -42,6 +46,8 @@ class AaveV3Market(LendingMarket):
         self.start_block = market.start_block
         self.keeper_address = keeper_address
         self.market: Market | None = None
+        self._irregular: set[str] = set()
+        """Accounts in an e-mode category or with stable debt (checked exactly every block)."""
 
     # -- reads
     @property
@@ -51,6 +57,21 @@ class AaveV3Market(LendingMarket):
     async def load(self, chain: Chain, block: int) -> int:
         reserves = await self.reader.load_reserves(chain, block)
         where = self.settings.source
+        if self.reader.version is None:
+            log.warning(
+                "ALERT: %s: the Pool at %s reports POOL_REVISION %s, which is not an Aave version keeper "
+                "knows: its accounts are reported, nothing is done on this market",
+                where, self.reader.pool, self.reader.revision,
+            )  # fmt: skip
+        else:
+            log.info("%s: Aave v%s (POOL_REVISION %s)", where, self.reader.version.name, self.reader.revision)
+        for r in reserves:
+            if r.price_source and not r.feed:
+                log.warning(
+                    "ALERT: %s: the price source %s of %s answers no latestRoundData and wraps no feed keeper "
+                    "knows: the age of its price cannot be judged (it is not checked for staleness)",
+                    where, r.price_source, r.symbol,
+                )  # fmt: skip
         if not reserves:
             raise ConfigError(f"{where}: the Pool at {self.reader.pool} lists no reserves")
         assets = [r.asset for r in reserves]
@@ -62,7 +83,13 @@ class AaveV3Market(LendingMarket):
         return len(reserves)
 
     async def read_positions(self, chain: Chain, users: Sequence[str], block: int) -> list[Position]:
-        return await self.reader.read_positions(chain, users, block, full=self.settings.protect.accounts)
+        positions = await self.reader.read_positions(chain, users, block, full=self.settings.protect.accounts)
+        for p in positions:  # the accounts the engine cannot screen, kept as they are read
+            (self._irregular.add if self.irregular(p) else self._irregular.discard)(p.user)
+        if self.market is not None and (new := await self.reader.load_emodes(chain, {p.emode for p in positions},
+                                                                              self.market)):  # fmt: skip
+            self.market = replace(self.market, emodes=self.market.emodes + new)
+        return positions
 
     async def health_after(self, chain: Chain, action: Action) -> float | None:
         raw = await chain.call(self.address, calldata.account_data_call(action.subject))
@@ -76,6 +103,20 @@ class AaveV3Market(LendingMarket):
     @property
     def symbols(self) -> tuple[str, ...]:
         return tuple(r.symbol for r in self.reader.reserves)
+
+    def notes(self) -> list[str]:
+        r = self.reader
+        out = [
+            f"Aave v{r.version.name} rules (POOL_REVISION {r.revision})"
+            if r.version is not None
+            else f"POOL_REVISION {r.revision} is not a known Aave version: accounts reported, nothing acted on"
+        ]
+        for res in r.reserves:
+            if res.price_source and not res.feed:
+                out.append(f"{res.symbol}: price age cannot be judged (source {res.price_source} has no round data)")
+            elif res.feed_note:
+                out.append(f"{res.symbol}: {res.feed_note}")
+        return out
 
     def price_sources(self) -> dict[str, str]:
         return {r.symbol: r.price_source for r in self.reader.reserves if r.price_source}
@@ -109,16 +150,70 @@ class AaveV3Market(LendingMarket):
 
     def unsupported(self, pos: Position) -> str | None:
         """Why the keeper does not act on this position (None: it does)."""
-        return f"e-mode {pos.emode} not supported" if pos.emode else None
+        if self.reader.version is None:
+            return f"POOL_REVISION {self.reader.revision} is not a known Aave version"
+        if pos.emode and self._market().emode(pos.emode) is None:
+            return f"e-mode category {pos.emode} not read yet"
+        return None
+
+    def irregular(self, pos: Position) -> bool:
+        """The engine's row does not carry this account's health (e-mode, stable debt)."""
+        return bool(pos.emode) or pos.has_stable_debt
+
+    def exact_figures(self, pos: Position) -> tuple[float, float, float] | None:
+        if not self.irregular(pos):
+            return None
+        a = account_data(pos, self._market())
+        return wad_to_health(a.health_factor_wad), float(a.total_collateral_base), float(a.total_debt_base)
+
+    def liquidation_candidates(self, snap: Snapshot, positions: Mapping[str, Any], protected: set[str]) -> list[Any]:
+        found = super().liquidation_candidates(snap, positions, protected)
+        seen = {p.user for p in found}
+        market = self._market()
+        for user in self._irregular:  # accounts the engine cannot screen: checked exactly
+            pos = positions.get(user)
+            if pos is None or user in seen or user in protected or self.unsupported(pos) is not None:
+                continue
+            if account_data(pos, market).health_factor_wad < WAD:
+                found.append(pos)
+        return found
 
     def liquidations(
         self, candidates: Sequence[Any], wallet: Mapping[str, int], gas_cost_base: int, settings: LiquidateSettings
     ) -> LiquidationPlan:
-        return decide_liquidations(candidates, self._market(), self.wallet_columns(wallet), settings, gas_cost_base)
+        return decide_liquidations(
+            candidates, self._market(), self.wallet_columns(wallet), settings, gas_cost_base,
+            liquidator=self.keeper_address,
+        )  # fmt: skip
 
     # -- writes
     def encode(self, action: Action) -> tuple[TxRequest, Approval | None]:
         return calldata.encode(self.address, action)
+
+    def actual(self, action: Action, results: Sequence[TxResult]) -> dict[str, Any] | None:
+        found = calldata.chain_amounts(self.address, action, [log for r in results for log in r.logs])
+        if found is None:
+            return None
+        if isinstance(action, Liquidate):
+            cunit, dunit = self.unit_of(action.collateral_asset), self.unit_of(action.debt_asset)
+            same = (found["debt_repaid"], found["collateral_seized"]) == (
+                action.expected_debt_repaid, action.expected_collateral
+            )  # fmt: skip
+            found["text"] = (
+                f"Pool repaid {found['debt_repaid'] / dunit:,.4f} {action.debt_symbol}, seized "
+                f"{found['collateral_seized'] / cunit:,.6f} {action.collateral_symbol}"
+                + (
+                    " (as predicted)"
+                    if same
+                    else f" (predicted {action.expected_debt_repaid} / {action.expected_collateral} units)"
+                )
+            )
+        elif isinstance(action, Protect):
+            unit = self.unit_of(action.asset)
+            found["text"] = f"Pool took {found['amount'] / unit:,.4f} {action.symbol}" + (
+                " (as predicted)" if found["amount"] == action.amount else f" (predicted {action.amount} units)"
+            )
+        return found
 
     def describe(self, block: int, action: Action, after: float | None, gas: int, gas_cost: int, status: str) -> str:
         head = f"[block {block}] {self.protocol}"

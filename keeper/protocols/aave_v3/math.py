@@ -1,10 +1,10 @@
-"""Aave v3 (v3.3 rules): everything keeper knows about the protocol lives here.
+"""Aave v3 (v3.0 to v3.7): the state keeper reads and the Pool's own account arithmetic.
 
-Reads use the deployed Pool/AaveOracle/aToken/variableDebtToken interfaces (`abis/`), batched
-through Multicall3 at one block. The integer math below replicates Aave's own rounding
-(WadRayMath, PercentageMath, GenericLogic.calculateUserAccountData, LiquidationLogic), so amounts
-that go into calldata are the amounts the Pool will compute. E-mode is not modelled: accounts in
-an e-mode category are reported and skipped.
+Reads use the deployed Pool/AaveOracle/aToken/debt token interfaces (`abis/`), batched through
+Multicall3 at one block. The integer math replicates Aave's rounding of the market's version
+(WadRayMath, PercentageMath, TokenMath from v3.5, GenericLogic.calculateUserAccountData), so
+amounts that go into calldata are the amounts the Pool will compute. What changes between
+versions is in keeper.protocols.aave_v3.versions; liquidations are in .liquidation.
 """
 
 from __future__ import annotations
@@ -13,41 +13,33 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from keeper.protocols.aave_v3.rounding import (
+    PERCENTAGE_FACTOR,
+    compounded_interest,
+    percent_mul,
+    percent_mul_floor,
+    ray_div,
+    ray_div_floor,
+    ray_mul,
+    ray_mul_ceil,
+    ray_mul_floor,
+    wad_div,
+)
+from keeper.protocols.aave_v3.rounding import (
+    RAY as RAY,
+)
+from keeper.protocols.aave_v3.versions import VERSIONS, Version
 from keeper.risk.engine import MarketArrays
 from keeper.risk.guards import FeedRound
 from keeper.risk.intmath import MAX_UINT256, WAD
 
 NAME = "aave-v3"
-RAY = 10**27
-HALF_RAY = RAY // 2
-PERCENTAGE_FACTOR = 10_000
 HEALTH_FACTOR_LIQUIDATION_THRESHOLD = WAD
-CLOSE_FACTOR_HF_THRESHOLD = 95 * 10**16
-DEFAULT_LIQUIDATION_CLOSE_FACTOR = 5_000
-MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD = 2_000 * 10**8
-MIN_LEFTOVER_BASE = 1_000 * 10**8
 ZERO_ADDRESS = "0x" + "0" * 40
+STABLE_RATE_MODE = 1
 VARIABLE_RATE_MODE = 2
-
-
-def ray_mul(a: int, b: int) -> int:
-    return (a * b + HALF_RAY) // RAY
-
-
-def ray_div(a: int, b: int) -> int:
-    return (a * RAY + b // 2) // b
-
-
-def wad_div(a: int, b: int) -> int:
-    return (a * WAD + b // 2) // b
-
-
-def percent_mul(value: int, percentage: int) -> int:
-    return (value * percentage + PERCENTAGE_FACTOR // 2) // PERCENTAGE_FACTOR
-
-
-def percent_div(value: int, percentage: int) -> int:
-    return (value * PERCENTAGE_FACTOR + percentage // 2) // percentage
+V3_3 = next(v for v in VERSIONS if v.name == "3.3")
+"""The rules of our own test Pool (contracts/Pool.sol, POOL_REVISION 7)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +56,13 @@ class ReserveConfig:
     paused: bool
     reserve_factor_bps: int
     liquidation_protocol_fee_bps: int
+    emode_category: int = 0
+    """v3.0-v3.1: the reserve's e-mode category (bits 168-175)."""
+    supply_cap: int = 0
+    """Whole tokens; 0 = no cap."""
+    debt_ceiling: int = 0
+    """Isolation mode: non-zero makes the reserve an isolated collateral (2 decimals of USD)."""
+    siloed: bool = False
 
     @classmethod
     def from_bitmap(cls, data: int) -> ReserveConfig:
@@ -78,6 +77,10 @@ class ReserveConfig:
             paused=bool((data >> 60) & 1),
             reserve_factor_bps=(data >> 64) & 0xFFFF,
             liquidation_protocol_fee_bps=(data >> 152) & 0xFFFF,
+            emode_category=(data >> 168) & 0xFF,
+            supply_cap=(data >> 116) & (2**36 - 1),
+            debt_ceiling=(data >> 212) & (2**40 - 1),
+            siloed=bool((data >> 62) & 1),
         )
 
     def to_bitmap(self) -> int:
@@ -90,8 +93,12 @@ class ReserveConfig:
             | int(self.frozen) << 57
             | int(self.borrowing_enabled) << 58
             | int(self.paused) << 60
+            | int(self.siloed) << 62
             | self.reserve_factor_bps << 64
+            | self.supply_cap << 116
             | self.liquidation_protocol_fee_bps << 152
+            | self.emode_category << 168
+            | self.debt_ceiling << 212
         )
 
     @property
@@ -103,11 +110,32 @@ class ReserveConfig:
 class Reserve:
     asset: str
     id: int
+    """The reserve's id (getReserveData): its bit pair in users' configuration bitmaps."""
     a_token: str
     variable_debt_token: str
     symbol: str
     price_source: str = ""
     """The AaveOracle's source for this asset (a Chainlink-style aggregator), if it reports one."""
+    stable_debt_token: str = ""
+    """v3.0-v3.1: the stable debt token ('' when the version has none)."""
+    feed: str = ""
+    """The Chainlink-style feed whose latestRoundData dates this reserve's price: the source
+    itself, or the feed a price adapter (CAPO) wraps; '' when its age cannot be judged."""
+    feed_note: str = ""
+
+
+@dataclass(frozen=True)
+class EMode:
+    """One e-mode category, with its reserves as columns of the market."""
+
+    id: int
+    ltv_bps: int
+    liquidation_threshold_bps: int
+    liquidation_bonus_bps: int
+    collateral: frozenset[int]
+    """Columns whose collateral takes the category's LTV, threshold and bonus."""
+    price: int = 0
+    """v3.0-v3.1: the price of the category's price source (0: none; the assets keep their own)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +154,13 @@ class Market:
     """getReserveNormalizedVariableDebt per reserve."""
     feeds: tuple[FeedRound | None, ...] = ()
     """latestRoundData of each reserve's price source (None where the source has none)."""
+    version: Version = V3_3
+    emodes: tuple[EMode, ...] = ()
+    """The e-mode categories accounts of this market are in."""
+    grace_until: tuple[int, ...] = ()
+    """v3.1+: per reserve, the timestamp until which its liquidations are held off (0: none)."""
+    supplied: tuple[int, ...] = ()
+    """Per reserve, what its supply cap counts: aToken supply plus the treasury's accrued share."""
 
     def arrays(self) -> MarketArrays:
         """The per-asset columns of the numpy engine."""
@@ -144,10 +179,32 @@ class Market:
                 return i
         raise KeyError(f"{asset} is not a reserve of this market")
 
+    def emode(self, category: int) -> EMode | None:
+        for e in self.emodes:
+            if e.id == category:
+                return e
+        return None
+
+
+@dataclass(frozen=True)
+class StableDebt:
+    """v3.0-v3.1: a user's stable debt in one reserve (StableDebtToken's stored state)."""
+
+    principal: int
+    rate_ray: int
+    last_updated: int
+
+    def balance(self, now: int) -> int:
+        if not self.principal:
+            return 0
+        return ray_mul(self.principal, compounded_interest(self.rate_ray, self.last_updated, now))
+
 
 @dataclass(frozen=True)
 class Position:
-    """One account's raw balances, as the aToken/debt token contracts store them."""
+    """One account's raw balances, as the aToken/debt token contracts store them. The bits of
+    `user_config` are in column order (bit 2i: borrowing column i, 2i+1: its collateral), mapped
+    from the Pool's reserve-id order when read."""
 
     user: str
     block: int
@@ -155,6 +212,8 @@ class Position:
     emode: int
     scaled_collateral: tuple[int, ...]
     scaled_debt: tuple[int, ...]
+    stable: tuple[StableDebt | None, ...] = ()
+    """v3.0-v3.1, per column (empty when the account has no stable debt)."""
 
     def is_collateral(self, i: int) -> bool:
         return bool((self.user_config >> (2 * i + 1)) & 1)
@@ -162,8 +221,17 @@ class Position:
     def is_borrowing(self, i: int) -> bool:
         return bool((self.user_config >> (2 * i)) & 1)
 
+    @property
+    def has_stable_debt(self) -> bool:
+        return any(s is not None and s.principal for s in self.stable)
+
+    def stable_balance(self, i: int, now: int) -> int:
+        s = self.stable[i] if i < len(self.stable) else None
+        return s.balance(now) if s is not None else 0
+
     def rows(self) -> tuple[list[float], list[float]]:
-        """Book rows: scaled collateral where enabled as collateral, scaled debt where borrowing."""
+        """Book rows: scaled collateral where enabled as collateral, scaled debt where borrowing.
+        (Stable debt and e-mode are not in the rows: the adapter checks such accounts exactly.)"""
         coll = [float(x) if self.is_collateral(i) else 0.0 for i, x in enumerate(self.scaled_collateral)]
         debt = [float(x) if self.is_borrowing(i) else 0.0 for i, x in enumerate(self.scaled_debt)]
         return coll, debt
@@ -182,33 +250,78 @@ class AccountData:
 
 
 def collateral_balance(pos: Position, market: Market, i: int) -> int:
-    return ray_mul(pos.scaled_collateral[i], market.income_ray[i])
+    """aToken balance (v3.5+ rounds down)."""
+    mul = ray_mul_floor if market.version.token_rounding else ray_mul
+    return mul(pos.scaled_collateral[i], market.income_ray[i])
+
+
+def variable_debt(pos: Position, market: Market, i: int) -> int:
+    """Variable debt token balance (v3.5+ rounds up)."""
+    s = pos.scaled_debt[i]
+    if not s:
+        return 0
+    return (ray_mul_ceil if market.version.token_rounding else ray_mul)(s, market.debt_index_ray[i])
 
 
 def debt_balance(pos: Position, market: Market, i: int) -> int:
-    s = pos.scaled_debt[i]
-    return ray_mul(s, market.debt_index_ray[i]) if s else 0
+    """All of the account's debt in column i (variable, and stable through v3.1)."""
+    return variable_debt(pos, market, i) + pos.stable_balance(i, market.timestamp)
+
+
+def emode_of(pos: Position, market: Market, i: int) -> EMode | None:
+    """The account's e-mode category when it applies to column i's collateral."""
+    if not pos.emode:
+        return None
+    e = market.emode(pos.emode)
+    return e if e is not None and i in e.collateral else None
+
+
+def price_of(pos: Position, market: Market, i: int) -> int:
+    """The price the Pool values column i at for this account (v3.0-v3.1: an e-mode category's
+    price source replaces the price of the category's own assets)."""
+    e = emode_of(pos, market, i)
+    return e.price if e is not None and e.price else market.prices_base[i]
+
+
+def liquidation_threshold_of(pos: Position, market: Market, i: int) -> int:
+    e = emode_of(pos, market, i)
+    return e.liquidation_threshold_bps if e is not None else market.configs[i].liquidation_threshold_bps
+
+
+def counts_as_collateral(pos: Position, market: Market, i: int) -> bool:
+    if not pos.is_collateral(i):
+        return False
+    return market.version.collateral_without_lt or market.configs[i].liquidation_threshold_bps > 0
 
 
 def account_data(pos: Position, market: Market) -> AccountData:
-    """GenericLogic.calculateUserAccountData with Aave's rounding (no e-mode)."""
-    total_c = total_d = avg_ltv = avg_lt = 0
+    """GenericLogic.calculateUserAccountData with the version's rounding and e-mode rules."""
+    v = market.version
+    total_c = total_d = avg_ltv = sum_lt = 0
     for i, cfg in enumerate(market.configs):
-        coll, borrowing = pos.is_collateral(i), pos.is_borrowing(i)
+        coll, borrowing = counts_as_collateral(pos, market, i), pos.is_borrowing(i)
         if not (coll or borrowing):
             continue
-        price = market.prices_base[i]
-        if coll and cfg.liquidation_threshold_bps:
+        price = price_of(pos, market, i)
+        if coll:
             bal = collateral_balance(pos, market, i) * price // cfg.unit
             total_c += bal
-            avg_ltv += bal * cfg.ltv_bps
-            avg_lt += bal * cfg.liquidation_threshold_bps
+            e = emode_of(pos, market, i)
+            if cfg.ltv_bps:
+                avg_ltv += bal * (e.ltv_bps if e is not None else cfg.ltv_bps)
+            sum_lt += bal * liquidation_threshold_of(pos, market, i)
         if borrowing:
-            total_d += price * debt_balance(pos, market, i) // cfg.unit
+            value = debt_balance(pos, market, i) * price
+            total_d += -(-value // cfg.unit) if v.token_rounding else value // cfg.unit
     avg_ltv = avg_ltv // total_c if total_c else 0
-    avg_lt = avg_lt // total_c if total_c else 0
-    hf = MAX_UINT256 if total_d == 0 else wad_div(percent_mul(total_c, avg_lt), total_d)
-    available = percent_mul(total_c, avg_ltv)
+    avg_lt = sum_lt // total_c if total_c else 0
+    if total_d == 0:
+        hf = MAX_UINT256
+    elif v.token_rounding:
+        hf = wad_div(sum_lt, total_d) // PERCENTAGE_FACTOR
+    else:
+        hf = wad_div(percent_mul(total_c, avg_lt), total_d)
+    available = (percent_mul_floor if v.token_rounding else percent_mul)(total_c, avg_ltv)
     return AccountData(total_c, total_d, available - total_d if available > total_d else 0, avg_lt, avg_ltv, hf)
 
 
@@ -217,99 +330,65 @@ def value_exposures(pos: Position, market: Market) -> tuple[list[float], list[fl
     inputs of keeper.risk.predict (health under a price scenario, sensitivities)."""
     coll, debt = [], []
     for i, cfg in enumerate(market.configs):
-        px = market.prices_base[i] / cfg.unit
-        c = collateral_balance(pos, market, i) if pos.is_collateral(i) else 0
-        coll.append(c * px * cfg.liquidation_threshold_bps / PERCENTAGE_FACTOR)
+        px = price_of(pos, market, i) / cfg.unit
+        c = collateral_balance(pos, market, i) if counts_as_collateral(pos, market, i) else 0
+        coll.append(c * px * liquidation_threshold_of(pos, market, i) / PERCENTAGE_FACTOR)
         debt.append(debt_balance(pos, market, i) * px)
     return coll, debt
 
 
-def after_repay(pos: Position, market: Market, i: int, amount: int) -> Position:
-    """The position after `repay(asset i, amount)`, as the Pool would leave it."""
-    debt = debt_balance(pos, market, i)
-    pay = min(amount, debt)
-    scaled = list(pos.scaled_debt)
-    scaled[i] = max(0, scaled[i] - ray_div(pay, market.debt_index_ray[i]))
-    cfg = pos.user_config & ~(1 << (2 * i)) if pay == debt else pos.user_config
-    return replace(pos, scaled_debt=tuple(scaled), user_config=cfg)
+def after_repay(pos: Position, market: Market, i: int, amount: int, stable: bool = False) -> Position:
+    """The position after `repay(asset i, amount)` of its variable debt (or its stable debt),
+    as the Pool would leave it."""
+    if stable:
+        owed = pos.stable_balance(i, market.timestamp)
+        pay = min(amount, owed)
+        rows = list(pos.stable)
+        old = rows[i]
+        assert old is not None
+        rows[i] = StableDebt(owed - pay, old.rate_ray, market.timestamp) if owed > pay else None
+        left = variable_debt(pos, market, i)
+        after = replace(pos, stable=tuple(rows))
+    else:
+        owed = variable_debt(pos, market, i)
+        pay = min(amount, owed)
+        burn = ray_div_floor if market.version.token_rounding else ray_div
+        scaled = list(pos.scaled_debt)
+        scaled[i] = 0 if pay == owed else max(0, scaled[i] - burn(pay, market.debt_index_ray[i]))
+        left = pos.stable_balance(i, market.timestamp)
+        after = replace(pos, scaled_debt=tuple(scaled))
+    if pay == owed and not left:
+        after = replace(after, user_config=after.user_config & ~(1 << (2 * i)))
+    return after
 
 
 def after_supply(pos: Position, market: Market, i: int, amount: int) -> Position:
-    """The position after `supply(asset i, amount)` (first supply enables it as collateral when LTV > 0)."""
+    """The position after `supply(asset i, amount)` (a first supply enables it as collateral
+    when its LTV > 0 and it is not an isolated reserve joining other collateral)."""
     scaled = list(pos.scaled_collateral)
     first = scaled[i] == 0
-    scaled[i] += ray_div(amount, market.income_ray[i])
+    mint = ray_div_floor if market.version.token_rounding else ray_div
+    scaled[i] += mint(amount, market.income_ray[i])
     cfg = pos.user_config
-    if first and market.configs[i].ltv_bps:
+    if first and can_enable_collateral(pos, market, i):
         cfg |= 1 << (2 * i + 1)
     return replace(pos, scaled_collateral=tuple(scaled), user_config=cfg)
 
 
-@dataclass(frozen=True)
-class LiquidationQuote:
-    """What `liquidationCall(c, d, user, debt_to_cover, false)` does, computed as the Pool does."""
-
-    debt_repaid: int
-    """Debt asset units the liquidator pays."""
-    collateral_received: int
-    """Collateral asset units the liquidator receives (after the protocol's fee)."""
-    protocol_fee: int
-    max_liquidatable_debt: int
-    error: str | None = None
-    """The Pool's revert reason if this call would revert (e.g. '103' MUST_NOT_LEAVE_DUST)."""
+def collateral_columns(pos: Position) -> list[int]:
+    n = len(pos.scaled_collateral)
+    return [i for i in range(n) if pos.is_collateral(i)]
 
 
-def max_liquidatable_debt(pos: Position, market: Market, c: int, d: int, acct: AccountData | None = None) -> int:
-    """v3.3 close factor: all of the reserve's debt, or 50% of the total debt (in base) when this
-    reserve's collateral and debt are both >= $2,000 and HF > 0.95."""
-    acct = acct or account_data(pos, market)
-    ccfg, dcfg = market.configs[c], market.configs[d]
-    user_coll = collateral_balance(pos, market, c)
-    user_debt = debt_balance(pos, market, d)
-    debt_base = user_debt * market.prices_base[d] // dcfg.unit
-    if (
-        user_coll * market.prices_base[c] // ccfg.unit >= MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
-        and debt_base >= MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
-        and acct.health_factor_wad > CLOSE_FACTOR_HF_THRESHOLD
-    ):
-        default_base = percent_mul(acct.total_debt_base, DEFAULT_LIQUIDATION_CLOSE_FACTOR)
-        if debt_base > default_base:
-            return default_base * dcfg.unit // market.prices_base[d]
-    return user_debt
-
-
-def liquidation_quote(pos: Position, market: Market, c: int, d: int, debt_to_cover: int) -> LiquidationQuote:
-    acct = account_data(pos, market)
-    ccfg, dcfg = market.configs[c], market.configs[d]
-    user_coll = collateral_balance(pos, market, c)
-    user_debt = debt_balance(pos, market, d)
-    max_debt = max_liquidatable_debt(pos, market, c, d, acct)
-
-    def fail(reason: str) -> LiquidationQuote:
-        return LiquidationQuote(0, 0, 0, max_debt, reason)
-
-    if acct.health_factor_wad >= HEALTH_FACTOR_LIQUIDATION_THRESHOLD:
-        return fail("45")  # HEALTH_FACTOR_NOT_BELOW_THRESHOLD
-    if not (ccfg.liquidation_threshold_bps and pos.is_collateral(c)):
-        return fail("46")  # COLLATERAL_CANNOT_BE_LIQUIDATED
-    if user_debt == 0:
-        return fail("47")  # SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER
-    pc, pd = market.prices_base[c], market.prices_base[d]
-    actual_debt = min(debt_to_cover, max_debt)
-    max_coll = percent_mul(pd * actual_debt * ccfg.unit // (pc * dcfg.unit), ccfg.liquidation_bonus_bps)
-    if max_coll > user_coll:
-        coll = user_coll
-        actual_debt = percent_div(pc * coll * dcfg.unit // (pd * ccfg.unit), ccfg.liquidation_bonus_bps)
-    else:
-        coll = max_coll
-    fee = 0
-    if ccfg.liquidation_protocol_fee_bps:
-        bonus = coll - percent_div(coll, ccfg.liquidation_bonus_bps)
-        fee = percent_mul(bonus, ccfg.liquidation_protocol_fee_bps)
-        coll -= fee
-    if actual_debt < user_debt and coll + fee < user_coll:
-        debt_left = (user_debt - actual_debt) * pd // dcfg.unit
-        coll_left = (user_coll - coll) * pc // ccfg.unit
-        if debt_left < MIN_LEFTOVER_BASE or coll_left < MIN_LEFTOVER_BASE:
-            return fail("103")  # MUST_NOT_LEAVE_DUST
-    return LiquidationQuote(actual_debt, coll, fee, max_debt)
+def can_enable_collateral(pos: Position, market: Market, i: int) -> bool:
+    """ValidationLogic.validateAutomaticUseAsCollateral: a first supply enables the reserve as
+    collateral when its LTV > 0, except an isolated reserve (debt ceiling > 0: only a holder of
+    ISOLATED_COLLATERAL_SUPPLIER_ROLE, which a keeper is not), or beside an isolated collateral."""
+    cfg = market.configs[i]
+    if not cfg.ltv_bps:
+        return False
+    if not market.version.isolation:
+        return True
+    if cfg.debt_ceiling:
+        return False
+    return not any(market.configs[j].debt_ceiling for j in collateral_columns(pos) if j != i)

@@ -148,6 +148,15 @@ class PerpsMarketAdapter:
     def unsupported(self, pos: perps.PerpsAccount) -> str | None:
         return None
 
+    def notes(self) -> list[str]:
+        return []
+
+    def actual(self, action: Any, results: Any) -> dict[str, Any] | None:
+        return None  # not decoded from the receipts yet
+
+    def exact_figures(self, pos: perps.PerpsAccount) -> tuple[float, float, float] | None:
+        return None  # the engine's margin figures are the account's
+
     def protect_settings(self, ps: ProtectSettings) -> ProtectSettings:
         """[protect], with the perps trigger/target margin ratios when they are set."""
         if self.ps.trigger_ratio and self.ps.target_ratio:
