@@ -32,7 +32,7 @@ contract MintableERC20 is IERC20 {
     return true;
   }
 
-  function approve(address spender, uint256 value) external returns (bool) {
+  function approve(address spender, uint256 value) external virtual returns (bool) {
     allowance[msg.sender][spender] = value;
     emit Approval(msg.sender, spender, value);
     return true;

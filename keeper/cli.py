@@ -234,6 +234,10 @@ async def _dispatch(args: Any) -> int:
                 await keeper.run(blocks=args.blocks)
             if args.report:
                 write_report(keeper, args.report)
+            if keeper.executor.dry_run and keeper.simulation_reverts:
+                print(f"dry-run: {keeper.simulation_reverts} action(s) whose simulation reverted (see the log"
+                      f"{' and ' + args.report if args.report else ''})", file=sys.stderr)  # fmt: skip
+                return 1
     finally:
         await keeper.chain.close()
     return 0

@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outIdx = process.argv.indexOf("--out");
 const outRoot = outIdx > 0 ? path.resolve(process.argv[outIdx + 1]) : root;
 
-const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket", "PriceCapAdapterStable"];
+const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket", "PriceCapAdapterStable", "NonZeroApprovalERC20"];
 const INTERFACE_ABIS = {
   IPool: "AaveV3Pool.json",
   IAaveOracle: "AaveOracle.json",

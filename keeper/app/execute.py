@@ -18,6 +18,7 @@ from keeper.app.watch import Watch, decision_log
 from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import ActionKey
+from keeper.execution.sending import NOT_SIMULATED
 from keeper.execution.tx import Planned, TxResult
 from keeper.sources.chain import Chain, Head
 from keeper.strategy.actions import Action, fields_of
@@ -72,6 +73,8 @@ class Execution:
         """(market, position) with an action queued or executing."""
         self.history: list[ActionOutcome] = []
         """The latest outcomes (HISTORY_MAX); totals are in `counts`."""
+        self.simulation_reverts = 0
+        """Dry-run: actions whose simulation reverted (`keeper run --dry-run` then exits 1)."""
         self.counts: dict[tuple[str, str, str], int] = {}
         """(market, action, outcome) -> how many: sent (confirmed), failed, skipped, dry_run."""
         self.gas_spent_wei = 0
@@ -233,7 +236,13 @@ class Execution:
         }
         decision_log.info(json.dumps(record, default=str))
         sent = [r for r in out.results if r.sent]
-        status = ("ERROR " + out.error) if out.error else ("dry-run (simulated, not sent)" if not sent else "ok")
+        unsimulated = next((r.note for r in out.results if r.note.startswith(NOT_SIMULATED)), "")
+        if out.error:
+            status = "ERROR " + out.error
+        elif unsimulated:
+            status = unsimulated.replace("dry-run: not simulated", "dry-run: NOT simulated", 1)
+        else:
+            status = "dry-run (simulated, not sent)" if not sent else "ok"
         if out.actual and out.actual.get("text"):
             status += f"; chain: {out.actual['text']}"
         outcome = (
@@ -243,8 +252,12 @@ class Execution:
             if out.error
             else "sent"
             if sent
+            else "not_simulated"
+            if unsimulated
             else "dry_run"
         )
+        if out.error and self.executor.dry_run and "simulation of" in out.error and "reverted" in out.error:
+            self.simulation_reverts += 1
         k = (w.label, type(a).__name__, outcome)
         self.counts[k] = self.counts.get(k, 0) + 1
         self.gas_spent_wei += sum(r.gas_cost_wei for r in sent)

@@ -27,6 +27,7 @@ from keeper.app.runtime import build_keeper
 from keeper.devtools.anvil import free_port, start_anvil
 from keeper.devtools.devchain import DevChain
 from keeper.errors import ConfigError, KeeperError
+from keeper.execution.sending import NOT_SIMULATED
 from keeper.execution.signer import Signer
 from keeper.settings import Settings
 from keeper.settings.load import load_settings
@@ -49,7 +50,8 @@ class Rehearsal:
 
     @property
     def failed(self) -> list[Any]:
-        return [o for o in self.outcomes if o.sent and not o.ok]
+        """Sent and reverted, or (dry-run or not) whose simulation reverted."""
+        return [o for o in self.outcomes if (o.sent and not o.ok) or _simulation_reverted(o)]
 
     def summary(self) -> str:
         lines = [
@@ -59,16 +61,31 @@ class Rehearsal:
         for sym, (a, b) in self.shocks.items():
             lines.append(f"  shock: {sym} ${a:,.2f} -> ${b:,.2f} ({(b / a - 1):+.1%})")
         sent = [o for o in self.outcomes if o.sent]
-        simulated = [o for o in self.outcomes if not o.sent and not o.error]
-        skipped = [o for o in self.outcomes if o.error]
+        unsimulated = [o for o in self.outcomes if not o.sent and not o.error and _not_simulated(o)]
+        simulated = [o for o in self.outcomes if not o.sent and not o.error and not _not_simulated(o)]
+        skipped = [o for o in self.outcomes if o.error and not _simulation_reverted(o)]
+        sent_failed = [o for o in sent if not o.ok]
         lines.append(
-            f"  actions: {len(sent)} sent ({len(sent) - len(self.failed)} succeeded, {len(self.failed)} failed), "
-            f"{len(simulated)} simulated only, {len(skipped)} not attempted"
+            f"  actions: {len(sent)} sent ({len(sent) - len(sent_failed)} succeeded, {len(sent_failed)} failed), "
+            f"{len(simulated)} simulated only, {len(unsimulated)} not simulated, "
+            f"{len(self.failed) - len(sent_failed)} whose simulation reverted, {len(skipped)} not attempted"
         )
         for o in self.outcomes:
-            status = "FAILED" if o in self.failed else ("ok" if o.sent else "simulated" if not o.error else o.error)
+            if o in self.failed:
+                status = "FAILED" + (f" ({o.error})" if o.error else "")
+            elif o.sent:
+                status = "ok"
+            elif o.error:
+                status = o.error
+            else:
+                status = "NOT simulated" if _not_simulated(o) else "simulated"
             lines.append(f"  block {o.block} {o.market} {type(o.action).__name__}: {status}")
-        verdict = "every transaction succeeded" if not self.failed else f"{len(self.failed)} transaction(s) FAILED"
+        if self.failed:
+            verdict = f"{len(self.failed)} action(s) FAILED"
+        elif not sent:
+            verdict = f"nothing sent; {len(simulated)} simulated, {len(unsimulated)} not simulated"
+        else:
+            verdict = "every transaction succeeded"
         lines.append(f"  result: {verdict}")
         return "\n".join(lines)
 
@@ -216,3 +233,11 @@ async def _rehearse(
     await keeper.run(blocks=blocks)
     await chain.close()
     return Rehearsal(fork_block, address, ephemeral, funded, applied, list(keeper.history))
+
+
+def _simulation_reverted(o: Any) -> bool:
+    return bool(o.error) and "simulation of" in o.error and "reverted" in o.error
+
+
+def _not_simulated(o: Any) -> bool:
+    return any(r.note.startswith(NOT_SIMULATED) for r in o.results)

@@ -174,19 +174,18 @@ class Bursts(Tracking):
         for (token, spender), idx in needs.items():
             total = totals[token, spender]
             try:
-                approval = await self.approval_needed(token, spender, total)
-                if approval is None:
+                approvals = await self.approvals_needed(token, spender, total)
+                if not approvals:
                     continue
-                if self.dry_run:
+                if self.dry_run:  # each action simulated after the approvals, nothing sent
                     for i in idx:
-                        out[i] = [
-                            TxResult(approval.description, sent=False, note="dry-run: approval needed first"),
-                            TxResult(
-                                planned[i].tx.description, sent=False, note="dry-run: not simulated, no allowance"
-                            ),
-                        ]
+                        try:
+                            out[i] = await self.dry_run_with(approvals, planned[i].tx)
+                        except (SkipAction, TransientError) as exc:
+                            out[i] = exc
                     continue
-                await self._send(approval, key=planned[idx[0]].key, role="approval")
+                for approval in approvals:
+                    await self._send(approval, key=planned[idx[0]].key, role="approval")
                 approved = True
             except (SkipAction, ExecutionError, TransientError) as exc:
                 for i in idx:

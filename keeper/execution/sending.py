@@ -27,7 +27,7 @@ from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.journal import ActionKey, Journal
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
-from keeper.execution.tx import TxRequest
+from keeper.execution.tx import TxRequest, TxResult
 from keeper.settings import ExecutionSettings
 from keeper.sources.abi import fn
 from keeper.sources.chain import Chain, Head, revert_text
@@ -35,6 +35,8 @@ from keeper.sources.chain import Chain, Head, revert_text
 log = logging.getLogger("keeper.execution")
 GWEI = 10**9
 DRY_RUN_NOTE = "dry-run: simulated, not sent"
+NOT_SIMULATED = "dry-run: not simulated"
+"""The note's prefix of an action a dry-run could not simulate (counted as such, never as simulated)."""
 ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 
 
@@ -125,14 +127,36 @@ class Sender:
         raw = await self.chain.call(token, fn("ERC20", "allowance").encode(self.address, spender))
         return int(fn("ERC20", "allowance").decode(raw)[0])
 
-    async def approval_needed(self, token: str, spender: str, amount: int) -> TxRequest | None:
-        if await self.allowance(token, spender) >= amount:
-            return None
-        return TxRequest(
-            to_checksum_address(token),
-            fn("ERC20", "approve").encode(spender, amount),
-            f"approve {amount} of {token} to {spender}",
-        )
+    async def dry_run_with(self, approvals: list[TxRequest], tx: TxRequest) -> list[TxResult]:
+        """Dry-run of an action that needs approvals first: one eth_simulateV1 runs the approvals,
+        then the action, on the latest state (nothing is sent). SkipAction when one reverts; a
+        node without eth_simulateV1 leaves the action reported as not simulated."""
+        sims = await self.chain.simulate_bundle(self.address, [(t.to, t.data, t.value) for t in [*approvals, tx]])
+        if sims is None:
+            why = f"{NOT_SIMULATED}: it needs an approval first and the node has no eth_simulateV1"
+            return [TxResult(a.description, sent=False, note=why) for a in approvals] + [
+                TxResult(tx.description, sent=False, note=why)
+            ]
+        for t, (_, reason) in zip([*approvals, tx], sims, strict=True):
+            if reason:
+                raise SkipAction(f"simulation of {t.description} reverted: {reason}")
+        gas = [-(-g * 5 * 64 // (4 * 63)) for g, _ in sims]
+        log.info("dry-run: would send %s after %d approval(s) (simulated together)", tx.description, len(approvals))
+        return [TxResult(t.description, sent=False, gas_estimate=g, note=DRY_RUN_NOTE) for t, g in
+                zip([*approvals, tx], gas, strict=True)]  # fmt: skip
+
+    async def approvals_needed(self, token: str, spender: str, amount: int) -> list[TxRequest]:
+        """The approvals that make `spender`'s allowance at least `amount`: none, or an exact
+        approve; preceded by approve(0) when a smaller allowance is left (USDT-style tokens revert
+        when a non-zero allowance is changed to another non-zero value)."""
+        current = await self.allowance(token, spender)
+        if current >= amount:
+            return []
+        approve, to = fn("ERC20", "approve"), to_checksum_address(token)
+        exact = TxRequest(to, approve.encode(spender, amount), f"approve {amount} of {token} to {spender}")
+        if current == 0:
+            return [exact]
+        return [TxRequest(to, approve.encode(spender, 0), f"approve 0 of {token} to {spender} (reset first)"), exact]
 
     def _check_cost(
         self, tx: TxRequest, gas_estimate: int, fees: tuple[int, int, int], max_gas_cost_wei: int | None

@@ -46,16 +46,12 @@ class Tracking(Sender):
     ) -> list[TxResult]:
         results: list[TxResult] = []
         if approve is not None:
-            approval = await self.approval_needed(*approve)
-            if approval is not None:
-                if self.dry_run:
-                    return [
-                        TxResult(approval.description, sent=False, note="dry-run: approval needed first"),
-                        TxResult(
-                            tx.description, sent=False, note="dry-run: not simulated, the Pool has no allowance yet"
-                        ),
-                    ]
-                results.append(await self._send(approval, key=key, role="approval"))
+            approvals = await self.approvals_needed(*approve)
+            if approvals:
+                if self.dry_run:  # simulated after its approvals (eth_simulateV1), nothing sent
+                    return await self.dry_run_with(approvals, tx)
+                for approval in approvals:
+                    results.append(await self._send(approval, key=key, role="approval"))
         results.append(await self._send(tx, max_gas_cost_wei, key=key))
         return results
 

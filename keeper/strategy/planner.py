@@ -115,6 +115,13 @@ def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, sett
     if not actions:
         return
     first = actions[0]
+    if ps.mode == "alert":  # never act: the static trigger (markets without the predictive one) only alerts
+        out.alerts.append(
+            Alert(f"ALERT: {account} at risk: health {first.health_before:.4f} below trigger {ps.trigger_hf:.3f} "
+                  f"(mode alert: nothing sent)", "at risk", account, "warning")
+        )  # fmt: skip
+        out.decisions.append(Decision("skip-protect", account, {"reason": "mode alert", "action": fields_of(first)}))
+        return
     reasons = _exposure(market, pos, inputs.untrusted, first.spends)
     if trig is not None and trig.health < first.health_before and all("deviates" in r for r in reasons):
         reasons = []  # the oracle's answer is above the market's: protecting on the worse price is the safe side

@@ -28,6 +28,9 @@ __all__ = [
     "free_port",
     "liquidations_per_user",
     "mine_every",
+    "on_fresh_anvil",
+    "require_real_bytecode",
+    "run_live_keeper",
     "seed_liquidatable",
 ]
 
@@ -185,3 +188,53 @@ class FaultyProxy:
         await runner.cleanup()
         if self.session:
             await self.session.close()
+
+
+def require_real_bytecode(missing: str | None, what: str) -> None:
+    """Under CI a missing real-protocol input fails the test; elsewhere it skips, naming it."""
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the real {what} bytecode: {missing}")
+        pytest.skip(f"real {what} bytecode missing: {missing}")
+
+
+async def on_fresh_anvil(scenario, *args, accounts: int = 20):  # type: ignore[no-untyped-def]
+    """Run `scenario(w3, keeper_w3, *args)` on a fresh anvil (two HTTP clients: the test's and
+    the keeper's), closed and stopped after."""
+    from web3 import AsyncWeb3
+    from web3.providers import AsyncHTTPProvider
+
+    proc, url = start_anvil(free_port(), "--accounts", str(accounts), "--gas-limit", "100000000")
+    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 60}))
+    keeper_w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 60}))
+    try:
+        await scenario(w3, keeper_w3, *args)
+    finally:
+        await w3.provider.disconnect()
+        await keeper_w3.provider.disconnect()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def run_live_keeper(w3, chain, settings, tmp_path, blocks: int = 4):  # type: ignore[no-untyped-def]
+    """A live keeper (dev key 9, journal in `tmp_path`) run for `blocks` blocks, each step's
+    actions drained before the next block is mined; returns it."""
+    from eth_account import Account
+    from pydantic import SecretStr
+
+    from keeper.app.loop import Keeper
+    from keeper.execution.executor import Executor
+    from keeper.execution.journal import Journal
+    from keeper.execution.signer import Signer
+
+    address = Account.from_key(DEV_KEYS[9]).address
+    executor = Executor(chain, settings.execution, address, Signer(SecretStr(DEV_KEYS[9])), dry_run=False,
+                        journal=Journal(tmp_path / "journal.sqlite"))  # fmt: skip
+    k = Keeper(settings, chain, executor)
+    k.background = True
+    await k.start()
+    for _ in range(blocks):
+        await k.step()
+        await k.drain()
+        await w3.provider.make_request("evm_mine", [])
+    return k

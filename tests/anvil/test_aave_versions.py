@@ -16,31 +16,23 @@ the real versions only (README, known differences).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from eth_account import Account
-from pydantic import SecretStr
 from web3 import AsyncWeb3
-from web3.providers import AsyncHTTPProvider
 
-from keeper.app.loop import Keeper
-from keeper.devtools.anvil import free_port, start_anvil
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain, artifacts
 from keeper.devtools.real_aave import AaveDeployer, deploy_real_aave, inputs_missing, pool_abi
-from keeper.execution.executor import Executor
-from keeper.execution.journal import Journal
-from keeper.execution.signer import Signer
 from keeper.protocols.aave_v3.actions import Liquidate
 from keeper.protocols.aave_v3.market import AaveV3Market
 from keeper.protocols.aave_v3.math import account_data
 from keeper.risk.intmath import MAX_UINT256
 from keeper.sources.abi import event
 from keeper.sources.chain import Chain
-from tests.anvil.conftest import DEV_KEYS
+from tests.anvil.conftest import DEV_KEYS, on_fresh_anvil, require_real_bytecode, run_live_keeper
 
 pytestmark = pytest.mark.slow
 TARGETS = ("ours", "3.0.2", "3.3.0", "3.7")
@@ -149,20 +141,9 @@ async def _check_parity(chain: Chain, market: Market, settings: Any, keeper: str
 
 @pytest.mark.parametrize("target", TARGETS)
 async def test_the_same_scenario_on_every_version(target, tmp_path):
-    if target != "ours" and (missing := inputs_missing(target)):
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have the real Aave v{target} bytecode: {missing}")
-        pytest.skip(f"real Aave v{target} bytecode missing: {missing}")
-    proc, url = start_anvil(free_port(), "--accounts", "20", "--gas-limit", "100000000")
-    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 60}))
-    keeper_w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 60}))
-    try:
-        await _scenario(w3, keeper_w3, target, tmp_path)
-    finally:
-        await w3.provider.disconnect()
-        await keeper_w3.provider.disconnect()
-        proc.terminate()
-        proc.wait(timeout=10)
+    if target != "ours":
+        require_real_bytecode(inputs_missing(target), f"Aave v{target}")
+    await on_fresh_anvil(_scenario, target, tmp_path)
 
 
 async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, tmp_path: Any) -> None:
@@ -192,15 +173,7 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
             await DevChain(w3).set_price(dep, symbol, price)
     await _check_parity(chain, market, settings, keeper, users)
 
-    executor = Executor(chain, settings.execution, keeper, Signer(SecretStr(DEV_KEYS[9])), dry_run=False,
-                        journal=Journal(tmp_path / "journal.sqlite"))  # fmt: skip
-    k = Keeper(settings, chain, executor)
-    k.background = True
-    await k.start()
-    for _ in range(4):
-        await k.step()
-        await k.drain()
-        await w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    k = await run_live_keeper(w3, chain, settings, tmp_path)
 
     results = [r for o in k.history for r in o.results]
     assert results and all(r.status == 1 for r in results), [r for r in results if r.status != 1]

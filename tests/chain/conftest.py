@@ -47,6 +47,7 @@ class Env:
         perps: bool = True,
         perps_accounts: tuple[int, ...] = (),
         prefer_perps: tuple[str, ...] = ("add_margin", "reduce"),
+        mode: str = "static",
     ) -> Keeper:
         settings = make_settings(
             self.dep,
@@ -61,6 +62,7 @@ class Env:
             perps_accounts=perps_accounts,
             prefer_perps=prefer_perps,
         )
+        settings = settings.model_copy(update={"protect": settings.protect.model_copy(update={"mode": mode})})
         chain = Chain(self.w3, self.dep.multicall3)
         signer = Signer(SecretStr(self.keeper_key))
         executor = Executor(chain, settings.execution, self.keeper_address, signer, dry_run=dry_run)

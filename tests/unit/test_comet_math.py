@@ -1,6 +1,7 @@
 """Compound v3 math: the integer replica's rounding, and the numpy engine against it."""
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -100,3 +101,19 @@ def test_numpy_engine_matches_the_integer_replica():
     liq = np.array([comet.is_liquidatable(p, m) for p in positions])
     assert ((snap.health.health_factor < 1.0) == liq).all()
     assert 0 < liq.sum() < len(positions)
+
+
+def test_the_absorb_batch_holds_only_accounts_comet_calls_liquidatable():
+    from keeper.protocols.comet.levers import decide_comet
+    from keeper.settings import LiquidateSettings
+
+    m = market(prices=(2_000 * 10**8, 60_000 * 10**8), base_price=10**8)
+    under = [comet.CometPosition(f"0x{k:040x}", 1, -20_000 * 10**6, 1, (10 * E18, 0)) for k in (1, 2)]
+    assert all(comet.is_liquidatable(p, m) for p in under)
+    # Comet says the second is not liquidatable at this block (e.g. collateral the replica missed)
+    flagged = [replace(under[0], liquidatable_onchain=True), replace(under[1], liquidatable_onchain=False)]
+    plan = decide_comet(flagged, m, 10**12, LiquidateSettings(comet_absorb_always=True), 0)
+    (absorb,) = [a for a in plan.actions if type(a).__name__ == "Absorb"]
+    assert absorb.accounts == (under[0].user,)
+    (skip,) = plan.skipped
+    assert skip.account == under[1].user and skip.reason.startswith("Comet's isLiquidatable is false")

@@ -181,21 +181,26 @@ class CometReader:
     async def read_positions(
         self, chain: Chain, users: Sequence[str], block: int, full: Iterable[str] = ()
     ) -> list[CometPosition]:
-        """Positions at `block` in two batched reads: userBasic of every user, then
-        userCollateral of the assets its assetsIn bits name (all assets for users in `full`)."""
+        """Positions at `block` in two batched reads: userBasic and isLiquidatable of every user,
+        then userCollateral of the assets its assets-in bits name (all assets for users in `full`)."""
         full = set(full)
-        basic, coll = fn(ABI, "userBasic"), fn(ABI, "userCollateral")
-        heads = await chain.multicall([Call(self.address, basic.encode(u)) for u in users], block)
+        basic, coll, liq = fn(ABI, "userBasic"), fn(ABI, "userCollateral"), fn(ABI, "isLiquidatable")
+        heads = await chain.multicall(
+            [Call(self.address, f.encode(u), allow_failure=f is liq) for u in users for f in (basic, liq)], block
+        )
         try:
-            rows = [basic.decode(need(r, "userBasic")) for r in heads]
+            rows = [basic.decode(need(r, "userBasic")) for r in heads[0::2]]
+            flags = [bool(liq.decode(r)[0]) if r else None for r in heads[1::2]]
         except TransientError:
             raise
         except DECODE_ERRORS as exc:
             raise TransientError(f"Comet {self.address}: undecodable userBasic: {exc}") from exc
+        # assetsIn holds collaterals 0-15; CometWithExtendedAssetList keeps 16-23 in _reserved
+        bits = [int(r[3]) | int(r[4]) << 16 for r in rows]
         plan: list[tuple[int, int]] = []
         calls: list[Call] = []
         for k, user in enumerate(users):
-            assets_in = int(rows[k][3])
+            assets_in = bits[k]
             for i, a in enumerate(self.assets):
                 if user in full or (assets_in >> i) & 1:
                     plan.append((k, i))
@@ -205,7 +210,7 @@ class CometReader:
         for (k, i), reply in zip(plan, results, strict=True):
             balances[k][i] = word(reply, "userCollateral")
         return [
-            CometPosition(to_checksum_address(u), block, int(rows[k][0]), int(rows[k][3]), tuple(balances[k]))
+            CometPosition(to_checksum_address(u), block, int(rows[k][0]), bits[k], tuple(balances[k]), flags[k])
             for k, u in enumerate(users)
         ]
 

@@ -116,10 +116,18 @@ def decide_comet(
     can be bought at a profit that covers the absorb's gas too (or always, with
     `comet_absorb_always`); then buy collateral while reserves are below target."""
     min_profit = int(settings.min_profit_usd * comet.PRICE_SCALE)
-    targets = [p for p in positions if comet.is_liquidatable(p, m)]
+    replica = [p for p in positions if comet.is_liquidatable(p, m)]
+    # the absorb batch holds only accounts Comet itself calls liquidatable at this block: one
+    # account the replica gets wrong (or that changed since) cannot make the whole batch revert
+    targets = [p for p in replica if p.liquidatable_onchain is not False]
+    refused = [p for p in replica if p.liquidatable_onchain is False]
     slip = settings.comet_slippage_bps
     if not settings.enabled:
-        return LiquidationPlan((), _skips(targets, m, "liquidation disabled"))
+        return LiquidationPlan((), _skips(replica, m, "liquidation disabled"))
+    if refused:
+        plan = decide_comet(targets, m, wallet_base, settings, gas_cost_base)
+        why = "Comet's isLiquidatable is false at this block (the replica says liquidatable): left out of the absorb"
+        return LiquidationPlan(plan.actions, plan.skipped + _skips(refused, m, why))
     now = tuple(plan_buys(m, m.reserves, m.collateral_reserves, wallet_base, gas_cost_base, min_profit, slip))
     if not targets:
         return LiquidationPlan(now)

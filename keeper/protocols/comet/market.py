@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from keeper.book import Snapshot
 from keeper.errors import ConfigError
 from keeper.execution.tx import Approval, TxRequest
 from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
@@ -27,7 +28,10 @@ from keeper.sources.chain import Chain
 from keeper.strategy.actions import Action, Protect
 
 CAPABILITIES = Capabilities(
-    protect=("repay", "supply"), liquidation="absorb + buyCollateral", plans_without_candidates=True
+    protect=("repay", "supply"),
+    liquidation="absorb + buyCollateral",
+    plans_without_candidates=True,
+    confirms_positions=True,
 )
 
 
@@ -106,6 +110,11 @@ class CometMarketAdapter(LendingMarket):
             return None
 
     # -- rules
+    def confirm_users(self, snap: Snapshot, positions: Mapping[str, Any]) -> list[str]:
+        """Absorb candidates, re-read at this block with Comet's own isLiquidatable."""
+        protected = set(self.protected_accounts())
+        return sorted(p.user for p in super().liquidation_candidates(snap, positions, protected))
+
     def screen_below(self) -> float:
         """Stored indices lag: an account at HF x (accrued / stored borrow index) under 1 by the
         view is liquidatable once absorb accrues."""

@@ -186,8 +186,12 @@ class CometPosition:
     principal: int
     """Signed base principal: > 0 supplies base, < 0 borrows it."""
     assets_in: int
+    """Bit i: the account holds collateral i. Bits 0-15 are userBasic.assetsIn; bits 16-23 are
+    userBasic._reserved, where CometWithExtendedAssetList keeps the flags of collaterals 16-23."""
     collateral: tuple[int, ...]
     """userCollateral(account, asset).balance per asset."""
+    liquidatable_onchain: bool | None = None
+    """Comet's own isLiquidatable at `block` (read with the position; None when not read)."""
 
     def in_asset(self, i: int) -> bool:
         return bool((self.assets_in >> i) & 1)

@@ -1,0 +1,50 @@
+"""Dry-run tells the truth: an action that needs an approval first is simulated after it (one
+eth_simulateV1: approval, then the action) and reported as simulated; where the node cannot
+simulate that, it is reported and counted as not simulated, never as simulated."""
+
+from eth_account import Account
+from pydantic import SecretStr
+from web3 import AsyncWeb3
+from web3.providers import AsyncHTTPProvider
+
+from keeper.app.loop import Keeper
+from keeper.devtools.demo import make_settings
+from keeper.devtools.devchain import DevChain
+from keeper.execution.executor import DRY_RUN_NOTE, Executor
+from keeper.execution.signer import Signer
+from keeper.sources.chain import Chain
+from tests.anvil.conftest import DEV_KEYS, seed_liquidatable
+
+E6 = 10**6
+
+
+async def _keeper(w3, dep) -> Keeper:
+    settings = make_settings(dep, await w3.eth.chain_id, DEV_KEYS[9], (), comet=False, perps=False)
+    chain = Chain(w3, dep.multicall3)
+    address = Account.from_key(DEV_KEYS[9]).address
+    executor = Executor(chain, settings.execution, address, Signer(SecretStr(DEV_KEYS[9])), dry_run=True)
+    return Keeper(settings, chain, executor)
+
+
+async def test_an_action_without_allowance_is_simulated_after_its_approval(anvil):
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil))
+    dc = DevChain(w3)
+    dep = await dc.deploy_market((await w3.eth.accounts)[0])
+    users = await seed_liquidatable(dc, dep, "dry-run user", 2)
+    keeper_address = Account.from_key(DEV_KEYS[9]).address
+    await dc.mint(dep, "USDC", keeper_address, 100_000 * E6)  # funded, but no allowance for the Pool
+    await dc.set_price(dep, "WETH", 2_300.0)
+    keeper = await _keeper(w3, dep)
+    nonce = await w3.eth.get_transaction_count(keeper_address)
+    await keeper.start()
+    await w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    await keeper.step()
+    await keeper.drain()
+    outs = [o for o in keeper.history if type(o.action).__name__ == "Liquidate"]
+    assert {o.action.subject for o in outs} == set(users)
+    for o in outs:
+        assert o.error is None and [r.note for r in o.results] == [DRY_RUN_NOTE, DRY_RUN_NOTE], o.results
+        assert o.results[0].description.startswith("approve") and all(r.gas_estimate > 0 for r in o.results)
+    assert {k[2] for k in keeper.counts} == {"dry_run"}, keeper.counts
+    assert await w3.eth.get_transaction_count(keeper_address) == nonce
+    await w3.provider.disconnect()
