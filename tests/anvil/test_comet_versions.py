@@ -141,6 +141,11 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
     final = await _parity(chain, settings, keeper, c, [protected])
     p, m = final[protected]
     hf = comet.health_factor_wad(p, m) / 1e18
+    # Comet's custom errors are named by the upstream signatures, inside eth_simulateV1 too
+    healthy = next(u for u in users if u not in doomed)
+    call = c.encode_abi("absorb", [keeper, [healthy]])
+    sims = await chain.simulate_bundle(keeper, [(dep.comet, bytes.fromhex(call[2:]), 0)])
+    assert sims == [(0, "NotLiquidatable")], sims
     assert settings.protect.target_hf <= hf <= settings.protect.target_hf * 1.001, hf
 
 
