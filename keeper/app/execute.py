@@ -19,7 +19,7 @@ from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import ActionKey
 from keeper.execution.sending import NOT_SIMULATED
-from keeper.execution.tx import Planned, TxResult
+from keeper.execution.tx import Planned, TxRequest, TxResult
 from keeper.sources.chain import Chain, Head
 from keeper.strategy.actions import Action, fields_of
 
@@ -106,8 +106,12 @@ class Execution:
     async def _in_order(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
         outcomes = []
         anchor_sent, anchor = True, "action"
+        bundle: list[TxRequest] | None = None  # dry-run: the simulated chain so far
         for action in actions:
             if action.after_previous and not anchor_sent:
+                if bundle is not None:  # dry-run: simulated after the actions before it
+                    outcomes.append(await self._dry_run_after(head, w, action, bundle))
+                    continue
                 why = f"not attempted: the {anchor} before it was not sent"
                 out = ActionOutcome(head.number, w.label, action, error=why)
                 self._log_outcome(w, out)
@@ -116,8 +120,26 @@ class Execution:
             out = await self._execute(head, w, action)
             if not action.after_previous:
                 anchor_sent, anchor = out.ok and out.sent, type(action).__name__.lower()
+                simulated = self.executor.dry_run and out.ok and not out.sent and not _unsimulated(out)
+                bundle = await self._encoded(w, action) if simulated else None
             outcomes.append(out)
         return outcomes
+
+    async def _encoded(self, w: Watch, action: Action) -> list[TxRequest]:
+        """An action as the transactions a dry-run bundle replays: its approvals, then itself."""
+        tx, approve = w.adapter.encode(action)
+        return [*(await self.executor.approvals_needed(*approve) if approve else []), tx]
+
+    async def _dry_run_after(self, head: Head, w: Watch, action: Action, bundle: list[TxRequest]) -> ActionOutcome:
+        out = ActionOutcome(head.number, w.label, action, price_scale=w.price_scale)
+        try:
+            *approvals, tx = await self._encoded(w, action)
+            out.results = await self.executor.dry_run_with(approvals, tx, before=bundle)
+            bundle += [*approvals, tx]
+        except (SkipAction, TransientError) as exc:
+            out.error = f"{type(exc).__name__}: {exc}"
+        self._log_outcome(w, out)
+        return out
 
     def _start_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -293,3 +315,7 @@ class Execution:
         log.info(
             "%s: %s %s on %s done%s", w.label, what, name, who, after, extra=alert(what, f"{who} {out.block}", "info")
         )
+
+
+def _unsimulated(out: ActionOutcome) -> bool:
+    return any(r.note.startswith(NOT_SIMULATED) for r in out.results)

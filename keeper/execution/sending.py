@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from eth_utils import to_checksum_address
@@ -127,20 +128,23 @@ class Sender:
         raw = await self.chain.call(token, fn("ERC20", "allowance").encode(self.address, spender))
         return int(fn("ERC20", "allowance").decode(raw)[0])
 
-    async def dry_run_with(self, approvals: list[TxRequest], tx: TxRequest) -> list[TxResult]:
-        """Dry-run of an action that needs approvals first: one eth_simulateV1 runs the approvals,
+    async def dry_run_with(
+        self, approvals: list[TxRequest], tx: TxRequest, before: Sequence[TxRequest] = ()
+    ) -> list[TxResult]:
+        """Dry-run of an action that needs approvals first, or that depends on actions `before`
+        it (Comet's purchases after an absorb): one eth_simulateV1 runs `before`, the approvals,
         then the action, on the latest state (nothing is sent). SkipAction when one reverts; a
         node without eth_simulateV1 leaves the action reported as not simulated."""
-        sims = await self.chain.simulate_bundle(self.address, [(t.to, t.data, t.value) for t in [*approvals, tx]])
+        bundle = [*before, *approvals, tx]
+        sims = await self.chain.simulate_bundle(self.address, [(t.to, t.data, t.value) for t in bundle])
         if sims is None:
-            why = f"{NOT_SIMULATED}: it needs an approval first and the node has no eth_simulateV1"
-            return [TxResult(a.description, sent=False, note=why) for a in approvals] + [
-                TxResult(tx.description, sent=False, note=why)
-            ]
-        for t, (_, reason) in zip([*approvals, tx], sims, strict=True):
+            first = "an approval" if approvals else "the action"
+            why = f"{NOT_SIMULATED}: it needs {first} before it, and the node has no eth_simulateV1"
+            return [TxResult(a.description, sent=False, note=why) for a in [*approvals, tx]]
+        for t, (_, reason) in zip(bundle, sims, strict=True):
             if reason:
                 raise SkipAction(f"simulation of {t.description} reverted: {reason}")
-        gas = [-(-g * 5 * 64 // (4 * 63)) for g, _ in sims]
+        gas = [-(-g * 5 * 64 // (4 * 63)) for g, _ in sims[len(before) :]]
         log.info("dry-run: would send %s after %d approval(s) (simulated together)", tx.description, len(approvals))
         return [TxResult(t.description, sent=False, gas_estimate=g, note=DRY_RUN_NOTE) for t, g in
                 zip([*approvals, tx], gas, strict=True)]  # fmt: skip

@@ -48,3 +48,33 @@ async def test_an_action_without_allowance_is_simulated_after_its_approval(anvil
     assert {k[2] for k in keeper.counts} == {"dry_run"}, keeper.counts
     assert await w3.eth.get_transaction_count(keeper_address) == nonce
     await w3.provider.disconnect()
+
+
+async def test_purchases_after_an_absorb_are_simulated_after_it(anvil):
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil))
+    dc = DevChain(w3)
+    dep = await dc.deploy_market((await w3.eth.accounts)[0])
+    await dc.deploy_comet(dep)
+    lp, victim = (await w3.eth.accounts)[1:3]
+    await dc.comet_supply(dep, "USDC", lp, 5_000_000 * E6)
+    await dc.comet_supply(dep, "WETH", victim, 10 * 10**18)
+    await dc.comet_borrow(dep, victim, 24_500 * E6)
+    keeper_address = Account.from_key(DEV_KEYS[9]).address
+    await dc.mint(dep, "USDC", keeper_address, 100_000 * E6)  # no allowance for Comet
+    await dc.set_price(dep, "WETH", 2_650.0)
+    settings = make_settings(dep, await w3.eth.chain_id, DEV_KEYS[9], (), aave=False, perps=False)
+    chain = Chain(w3, dep.multicall3)
+    executor = Executor(chain, settings.execution, keeper_address, Signer(SecretStr(DEV_KEYS[9])), dry_run=True)
+    keeper = Keeper(settings, chain, executor)
+    await keeper.start()
+    await w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    await keeper.step()
+    await keeper.drain()
+    kinds = [type(o.action).__name__ for o in keeper.history]
+    assert kinds == ["Absorb", "BuyCollateral"], kinds
+    absorb, buy = keeper.history
+    assert absorb.error is None and [r.note for r in absorb.results] == [DRY_RUN_NOTE]
+    assert buy.error is None and [r.note for r in buy.results] == [DRY_RUN_NOTE, DRY_RUN_NOTE], buy.results
+    assert buy.results[0].description.startswith("approve")
+    assert await w3.eth.get_transaction_count(keeper_address) == 0
+    await w3.provider.disconnect()

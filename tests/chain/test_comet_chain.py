@@ -194,7 +194,12 @@ async def test_comet_dry_run_sends_nothing(env):
     protect, absorb, buy = report.outcomes
     for out in (protect, absorb):
         assert out.error is None and [r.sent for r in out.results] == [False] and out.results[0].gas_estimate > 0
-    assert buy.results == [] and "absorb before it was not sent" in (buy.error or "")
+    # eth-tester has no eth_simulateV1: the purchase after the absorb cannot be simulated, and says so
+    assert (
+        buy.error is None
+        and buy.results
+        and all(r.note.startswith("dry-run: not simulated: it needs") for r in buy.results)
+    ), buy.results
     assert await env.w3.eth.get_transaction_count(env.keeper_address) == nonce
     assert [await c.functions.userBasic(u).call() for u in (user, victim)] == before
 
