@@ -37,3 +37,22 @@ async def test_dry_run_without_eth_simulate_reports_not_simulated(env):
     (out,) = [o for o in keeper.history if o.action.subject == user]
     assert out.results and all(r.note.startswith("dry-run: not simulated") for r in out.results), out.results
     assert [k[2] for k in keeper.counts] == ["not_simulated"], keeper.counts
+
+
+async def test_a_reverted_dry_run_simulation_is_counted(env):
+    """`keeper run --dry-run` exits 1 when this count is not zero: here the account's owner never
+    let the keeper add margin, so the simulation reverts with the market's reason."""
+    owner = env.accounts[7]
+    a = await env.dc.perps_open(env.dep, owner, 3_000 * 10**18, 100, 10 * 10**18)  # no permission for the keeper
+    await env.dc.send("MintableERC20", env.dep.snx_usd, "mint", env.dep.deployer, env.keeper_address, 5_000 * 10**18)
+    env.unlock_keeper()
+    await env.dc.send("MintableERC20", env.dep.snx_usd, "approve", env.keeper_address, env.dep.perps, 10**30)
+    await env.dc.set_price(env.dep, "WETH", 2_740.0)
+    keeper = env.keeper(aave=False, comet=False, perps_accounts=(a,), dry_run=True, trigger=1.5, target=2.0)
+    await keeper.start()
+    env.w3.provider.ethereum_tester.mine_blocks(1)
+    await keeper.step()
+    await keeper.drain()
+    (out,) = keeper.history
+    assert out.error and "simulation of" in out.error and "reverted" in out.error, out.error
+    assert keeper.simulation_reverts == 1
