@@ -23,7 +23,7 @@ from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain, artifacts
 from keeper.devtools.real_comet import collaterals, deploy_real_comet, inputs_missing, proxy_abi
 from keeper.protocols.comet import math as comet
-from keeper.protocols.comet.actions import BuyCollateral
+from keeper.protocols.comet.actions import Absorb, BuyCollateral
 from keeper.protocols.comet.market import CometMarketAdapter
 from keeper.sources.abi import event
 from keeper.sources.chain import Chain
@@ -132,6 +132,14 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
     assert results and all(r.status == 1 for r in results), [o.error for o in k.history]
     absorbed = await _events(w3, dep.comet, "AbsorbDebt")
     assert sorted(AsyncWeb3.to_checksum_address(e["borrower"]) for _, e in absorbed) == sorted(doomed)
+    (absorb,) = [o.action for o in k.history if isinstance(o.action, Absorb)]
+    assert sum(e["basePaidOut"] for _, e in absorbed) == absorb.expected_base_paid_out
+    seized = await _events(w3, dep.comet, "AbsorbCollateral")
+    by_asset: dict[str, int] = {}
+    for _, e in seized:
+        symbol = next(s for s, a in dep.tokens.items() if a.lower() == str(e["asset"]).lower())
+        by_asset[symbol] = by_asset.get(symbol, 0) + e["collateralAbsorbed"]
+    assert by_asset == dict(absorb.expected_seized), (by_asset, absorb.expected_seized)
     buys = [o for o in k.history if isinstance(o.action, BuyCollateral)]
     events = dict(await _events(w3, dep.comet, "BuyCollateral"))
     assert buys and len(events) == len(buys)
