@@ -21,7 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from eth_utils import to_checksum_address
+from eth_abi import decode
+from eth_utils import keccak, to_checksum_address
 from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3Exception
 
 from keeper.errors import ExecutionError, SkipAction, TransientError
@@ -66,6 +67,8 @@ class Sender:
         self._chain_id_cache: int | None = None
         self._poll_lock = asyncio.Lock()
         self._polled: tuple[float, Head, int] | None = None
+        self._slots: dict[str, int | None] = {}
+        """Token -> the storage slot of its allowance mapping (dry-run overrides), once probed."""
         self.accepted: list[tuple[str, float]] = []
         """(hash, perf_counter) of the latest transactions a node accepted (benchmarks, metrics)."""
 
@@ -138,6 +141,10 @@ class Sender:
         bundle = [*before, *approvals, tx]
         sims = await self.chain.simulate_bundle(self.address, [(t.to, t.data, t.value) for t in bundle])
         if sims is None:
+            if approvals and not before:  # an eth_call with the allowance overridden, where it can
+                simulated = await self._with_allowance_override(approvals[-1], tx)
+                if simulated is not None:
+                    return simulated
             first = "an approval" if approvals else "the action"
             why = f"{NOT_SIMULATED}: it needs {first} before it, and the node has no eth_simulateV1"
             return [TxResult(a.description, sent=False, note=why) for a in [*approvals, tx]]
@@ -148,6 +155,42 @@ class Sender:
         log.info("dry-run: would send %s after %d approval(s) (simulated together)", tx.description, len(approvals))
         return [TxResult(t.description, sent=False, gas_estimate=g, note=DRY_RUN_NOTE) for t, g in
                 zip([*approvals, tx], gas, strict=True)]  # fmt: skip
+
+    async def _with_allowance_override(self, approval: TxRequest, tx: TxRequest) -> list[TxResult] | None:
+        """Where the node has no eth_simulateV1: the action by eth_call with the token's allowance
+        slot overridden to the approved amount (the slot is found by probing Solidity's mapping
+        layout). None when no slot answers or the node takes no overrides."""
+        spender, amount = decode(["address", "uint256"], approval.data[4:])
+        slot = await self._allowance_slot(approval.to, spender, amount)
+        if slot is None:
+            return None
+        state = {approval.to.lower(): {"stateDiff": {slot: "0x" + amount.to_bytes(32, "big").hex()}}}
+        try:
+            await self.chain.call_with_state(self.address, tx.to, tx.data, state)
+        except ContractLogicError as exc:
+            raise SkipAction(f"simulation of {tx.description} reverted: {revert_text(exc)}") from exc
+        note = "dry-run: simulated by eth_call with the allowance overridden (no gas estimate), not sent"
+        return [TxResult(approval.description, sent=False, note=note), TxResult(tx.description, sent=False, note=note)]
+
+    async def _allowance_slot(self, token: str, spender: str, amount: int) -> str | None:
+        key = token.lower()
+        if key not in self._slots:
+            self._slots[key] = await self._probe_allowance_slot(token, spender, amount)
+        base = self._slots[key]
+        return None if base is None else _allowance_slot(self.address, spender, base)
+
+    async def _probe_allowance_slot(self, token: str, spender: str, amount: int) -> int | None:
+        query = fn("ERC20", "allowance").encode(self.address, spender)
+        for base in range(12):
+            slot = _allowance_slot(self.address, spender, base)
+            state = {token.lower(): {"stateDiff": {slot: "0x" + amount.to_bytes(32, "big").hex()}}}
+            try:
+                raw = await self.chain.call_with_state(self.address, token, query, state)
+            except (TransientError, ContractLogicError):
+                return None
+            if len(raw) >= 32 and int.from_bytes(raw[:32], "big") == amount:
+                return base
+        return None
 
     async def approvals_needed(self, token: str, spender: str, amount: int) -> list[TxRequest]:
         """The approvals that make `spender`'s allowance at least `amount`: none, or an exact
@@ -243,3 +286,10 @@ class Sender:
         if self._chain_id_cache is None:
             self._chain_id_cache = await self.chain.chain_id()
         return self._chain_id_cache
+
+
+def _allowance_slot(owner: str, spender: str, base: int) -> str:
+    """Storage slot of allowance[owner][spender] for a Solidity mapping(address => mapping(address
+    => uint256)) declared at slot `base`."""
+    inner = keccak(bytes.fromhex(owner[2:].rjust(64, "0")) + base.to_bytes(32, "big"))
+    return "0x" + keccak(bytes.fromhex(spender[2:].lower().rjust(64, "0")) + inner).hex()

@@ -230,6 +230,23 @@ class Chain:
                 out.append(OSError(f"unusable reply: {str(r)[:120]}"))
         return out
 
+    async def call_with_state(self, sender: str, to: str, data: bytes, state: dict[str, Any]) -> bytes:
+        """eth_call on the latest state with a state override (`{address: {"stateDiff": {slot:
+        value}}}`, hex). A revert raises ContractLogicError with the named reason; a node that
+        does not take overrides raises TransientError."""
+        self.requests += 1
+        call = {"from": sender.lower(), "to": to.lower(), "data": "0x" + data.hex()}
+        try:
+            reply = await self.w3.provider.make_request("eth_call", [call, "latest", state])
+        except (Web3Exception, OSError, ValueError) as exc:
+            raise TransientError(f"eth_call with a state override failed: {exc}") from exc
+        if isinstance(reply, dict) and isinstance(reply.get("result"), str):
+            return bytes.fromhex(reply["result"].removeprefix("0x"))
+        error = reply.get("error") if isinstance(reply, dict) else None
+        if isinstance(error, dict) and (error.get("data") or "revert" in str(error.get("message", ""))):
+            raise ContractLogicError(revert_text(ContractLogicError(str(error.get("message")), data=error.get("data"))))
+        raise TransientError(f"eth_call with a state override: {str(reply)[:200]}")
+
     async def simulate_bundle(self, sender: str, txs: Sequence[tuple[str, bytes, int]]) -> list[tuple[int, str]] | None:
         """Simulate transactions (to, data, value) from `sender` one after the other on the latest
         state, as a block would run them (`eth_simulateV1`, one request). Per transaction:

@@ -113,8 +113,11 @@ class FaultyProxy:
         *,
         chain_id_hex: str | None = None,
         refuse_sends: frozenset[int] = frozenset(),
+        missing_methods: frozenset[str] = frozenset(),
     ):
         self.upstream, self.rng, self.rate = upstream, rng, rate
+        self.missing_methods = missing_methods
+        """JSON-RPC methods answered 'method not found', as a node without them would."""
         self.chain_id_hex = chain_id_hex
         self.refuse_sends, self.sends = refuse_sends, 0
         self.faults = {"drop": 0, "delay": 0, "error": 0, "garble": 0, "ok": 0}
@@ -125,6 +128,11 @@ class FaultyProxy:
         if self.chain_id_hex and b'"eth_chainId"' in body:
             rid = (await request.json())["id"]
             return web.json_response({"jsonrpc": "2.0", "id": rid, "result": self.chain_id_hex})
+        for method in self.missing_methods:
+            if f'"{method}"'.encode() in body:
+                rid = (await request.json())["id"]
+                err = {"code": -32601, "message": f"the method {method} does not exist/is not available"}
+                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
         if b'"eth_sendRawTransaction"' in body and self.refuse_sends:
             return await self._sends(json.loads(body))
         r = self.rng.random()

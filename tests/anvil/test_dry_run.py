@@ -78,3 +78,37 @@ async def test_purchases_after_an_absorb_are_simulated_after_it(anvil):
     assert buy.results[0].description.startswith("approve")
     assert await w3.eth.get_transaction_count(keeper_address) == 0
     await w3.provider.disconnect()
+
+
+async def test_without_eth_simulate_the_allowance_is_overridden_in_an_eth_call(anvil):
+    """A node without eth_simulateV1 (a proxy answers 'method not found'): the action is checked
+    by eth_call with the token's allowance slot overridden (found by probing), and says so."""
+    import random
+
+    from tests.anvil.conftest import FaultyProxy
+
+    proxy = FaultyProxy(anvil, random.Random(1), 0.0, missing_methods=frozenset({"eth_simulateV1"}))
+    runner, url = await proxy.start()
+    try:
+        w3 = AsyncWeb3(AsyncHTTPProvider(anvil))
+        dc = DevChain(w3)
+        dep = await dc.deploy_market((await w3.eth.accounts)[0])
+        users = await seed_liquidatable(dc, dep, "override user", 1)
+        keeper_address = Account.from_key(DEV_KEYS[9]).address
+        await dc.mint(dep, "USDC", keeper_address, 100_000 * E6)  # no allowance for the Pool
+        await dc.set_price(dep, "WETH", 2_300.0)
+        keeper = await _keeper(AsyncWeb3(AsyncHTTPProvider(url)), dep)
+        await keeper.start()
+        await w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        await keeper.step()
+        await keeper.drain()
+        (out,) = [o for o in keeper.history if o.action.subject == users[0]]
+        assert out.error is None, out.error
+        assert [r.note.split(" (")[0] for r in out.results] == [
+            "dry-run: simulated by eth_call with the allowance overridden"
+        ] * 2
+        assert {k[2] for k in keeper.counts} == {"dry_run"}
+        await keeper.chain.close()
+        await w3.provider.disconnect()
+    finally:
+        await proxy.stop(runner)
