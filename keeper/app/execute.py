@@ -121,7 +121,10 @@ class Execution:
             if not action.after_previous:
                 anchor_sent, anchor = out.ok and out.sent, type(action).__name__.lower()
                 simulated = self.executor.dry_run and out.ok and not out.sent and not _unsimulated(out)
-                bundle = await self._encoded(w, action) if simulated else None
+                try:
+                    bundle = await self._encoded(w, action) if simulated else None
+                except TransientError:  # the allowance read failed: what follows is not attempted
+                    bundle = None
             outcomes.append(out)
         return outcomes
 
