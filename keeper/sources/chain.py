@@ -238,7 +238,7 @@ class Chain:
         call = {"from": sender.lower(), "to": to.lower(), "data": "0x" + data.hex()}
         try:
             reply = await self.w3.provider.make_request("eth_call", [call, "latest", state])
-        except (Web3Exception, OSError, ValueError) as exc:
+        except (Web3Exception, OSError, ValueError, TypeError) as exc:  # TypeError: takes no override
             raise TransientError(f"eth_call with a state override failed: {exc}") from exc
         if isinstance(reply, dict) and isinstance(reply.get("result"), str):
             return bytes.fromhex(reply["result"].removeprefix("0x"))
