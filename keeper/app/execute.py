@@ -58,6 +58,15 @@ class ActionOutcome:
     def sent(self) -> bool:
         return any(r.sent for r in self.results)
 
+    @property
+    def not_simulated(self) -> str:
+        """Dry-run: why this action could not be simulated ('' when it was, or was sent)."""
+        return next((r.note for r in self.results if r.note.startswith(NOT_SIMULATED)), "")
+
+    @property
+    def simulation_reverted(self) -> bool:
+        return bool(self.error) and "simulation of" in str(self.error) and "reverted" in str(self.error)
+
 
 class Execution:
     """Executes the actions the loop decides (the Keeper is one)."""
@@ -120,7 +129,7 @@ class Execution:
             out = await self._execute(head, w, action)
             if not action.after_previous:
                 anchor_sent, anchor = out.ok and out.sent, type(action).__name__.lower()
-                simulated = self.executor.dry_run and out.ok and not out.sent and not _unsimulated(out)
+                simulated = self.executor.dry_run and out.ok and not out.sent and not out.not_simulated
                 try:
                     bundle = await self._encoded(w, action) if simulated else None
                 except TransientError:  # the allowance read failed: what follows is not attempted
@@ -261,7 +270,7 @@ class Execution:
         }
         decision_log.info(json.dumps(record, default=str))
         sent = [r for r in out.results if r.sent]
-        unsimulated = next((r.note for r in out.results if r.note.startswith(NOT_SIMULATED)), "")
+        unsimulated = out.not_simulated
         if out.error:
             status = "ERROR " + out.error
         elif unsimulated:
@@ -281,7 +290,7 @@ class Execution:
             if unsimulated
             else "dry_run"
         )
-        if out.error and self.executor.dry_run and "simulation of" in out.error and "reverted" in out.error:
+        if self.executor.dry_run and out.simulation_reverted:
             self.simulation_reverts += 1
         k = (w.label, type(a).__name__, outcome)
         self.counts[k] = self.counts.get(k, 0) + 1
@@ -318,7 +327,3 @@ class Execution:
         log.info(
             "%s: %s %s on %s done%s", w.label, what, name, who, after, extra=alert(what, f"{who} {out.block}", "info")
         )
-
-
-def _unsimulated(out: ActionOutcome) -> bool:
-    return any(r.note.startswith(NOT_SIMULATED) for r in out.results)

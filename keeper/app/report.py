@@ -42,7 +42,7 @@ def position_rows(w: Watch, top: int, *, protected_first: bool = False) -> list[
         return []
     snap = w.book.snapshot()
     hf = snap.health.health_factor
-    exact = {user: f for user, pos in w.book.positions.items() if (f := w.adapter.exact_figures(pos)) is not None}
+    exact = w.adapter.exact_figures(w.book.positions)
     if exact:  # rank accounts the engine cannot screen by their exact health
         hf = hf.copy()
         for user, f in exact.items():

@@ -19,9 +19,7 @@ from web3 import AsyncWeb3
 from keeper.devtools.devchain import Deployment, DevChain
 from keeper.devtools.real_aave import upstream_dir
 
-IMPLEMENTATIONS = ("Comet", "CometWithExtendedAssetList")
 E18 = 10**18
-YEAR = 31_536_000
 
 
 def inputs_missing() -> str | None:

@@ -27,7 +27,6 @@ from keeper.app.runtime import build_keeper
 from keeper.devtools.anvil import free_port, start_anvil
 from keeper.devtools.devchain import DevChain
 from keeper.errors import ConfigError, KeeperError
-from keeper.execution.sending import NOT_SIMULATED
 from keeper.execution.signer import Signer
 from keeper.settings import Settings
 from keeper.settings.load import load_settings
@@ -51,7 +50,7 @@ class Rehearsal:
     @property
     def failed(self) -> list[Any]:
         """Sent and reverted, or (dry-run or not) whose simulation reverted."""
-        return [o for o in self.outcomes if (o.sent and not o.ok) or _simulation_reverted(o)]
+        return [o for o in self.outcomes if (o.sent and not o.ok) or o.simulation_reverted]
 
     def summary(self) -> str:
         lines = [
@@ -61,9 +60,9 @@ class Rehearsal:
         for sym, (a, b) in self.shocks.items():
             lines.append(f"  shock: {sym} ${a:,.2f} -> ${b:,.2f} ({(b / a - 1):+.1%})")
         sent = [o for o in self.outcomes if o.sent]
-        unsimulated = [o for o in self.outcomes if not o.sent and not o.error and _not_simulated(o)]
-        simulated = [o for o in self.outcomes if not o.sent and not o.error and not _not_simulated(o)]
-        skipped = [o for o in self.outcomes if o.error and not _simulation_reverted(o)]
+        unsimulated = [o for o in self.outcomes if not o.sent and not o.error and o.not_simulated]
+        simulated = [o for o in self.outcomes if not o.sent and not o.error and not o.not_simulated]
+        skipped = [o for o in self.outcomes if o.error and not o.simulation_reverted]
         sent_failed = [o for o in sent if not o.ok]
         lines.append(
             f"  actions: {len(sent)} sent ({len(sent) - len(sent_failed)} succeeded, {len(sent_failed)} failed), "
@@ -78,7 +77,7 @@ class Rehearsal:
             elif o.error:
                 status = o.error
             else:
-                status = "NOT simulated" if _not_simulated(o) else "simulated"
+                status = "NOT simulated" if o.not_simulated else "simulated"
             lines.append(f"  block {o.block} {o.market} {type(o.action).__name__}: {status}")
         if self.failed:
             verdict = f"{len(self.failed)} action(s) FAILED"
@@ -233,11 +232,3 @@ async def _rehearse(
     await keeper.run(blocks=blocks)
     await chain.close()
     return Rehearsal(fork_block, address, ephemeral, funded, applied, list(keeper.history))
-
-
-def _simulation_reverted(o: Any) -> bool:
-    return bool(o.error) and "simulation of" in o.error and "reverted" in o.error
-
-
-def _not_simulated(o: Any) -> bool:
-    return any(r.note.startswith(NOT_SIMULATED) for r in o.results)

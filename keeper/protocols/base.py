@@ -160,9 +160,9 @@ class MarketRules(Protocol):
         """Why the keeper does not act on this position at all (None: it does)."""
         ...
 
-    def exact_figures(self, pos: Any) -> tuple[float, float, float] | None:
-        """(health, collateral, debt in price units) where the engine's row is not exact (Aave
-        e-mode, stable debt); None when the engine's figures are the account's."""
+    def exact_figures(self, positions: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+        """Account -> (health, collateral, debt in price units), for the accounts whose engine
+        row is not exact (Aave e-mode, stable debt); the others are not in it."""
         ...
 
     def value_exposures(self, pos: Any) -> tuple[list[float], list[float]] | None:

@@ -127,10 +127,10 @@ class LendingMarket(ABC):
         """What the chain did, from the receipts' events (None: this market does not report it)."""
         return None
 
-    def exact_figures(self, pos: Any) -> tuple[float, float, float] | None:
-        """(health, collateral, debt in price units) from the exact replica, for accounts whose
-        engine row does not carry them; None when the engine's figures are the account's."""
-        return None
+    def exact_figures(self, positions: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+        """Account -> (health, collateral, debt in price units) from the exact replica, for the
+        accounts whose engine row does not carry them (none here)."""
+        return {}
 
     def confirm_users(self, snap: Snapshot, positions: Mapping[str, Any]) -> list[str]:
         return []  # exact integer replicas: the book's positions are what the chain holds

@@ -165,8 +165,8 @@ class AaveV3Reader:
         self._layout = (self.emode_ids, dict(self.emode_sources))
         return calls
 
-    def _emode_calls(self, ids: Sequence[int], sources: Mapping[int, str] | None = None) -> list[Call]:
-        sources = self.emode_sources if sources is None else sources
+    def _emode_calls(self, ids: Sequence[int]) -> list[Call]:
+        sources = self.emode_sources
         calls = []
         for e in ids:
             calls.append(Call(self.pool, fn(POOL, "getEModeCategoryData").encode(e)))
@@ -196,14 +196,7 @@ class AaveV3Reader:
             grace = tuple(int.from_bytes(raw[-32:], "big") if raw else 0 for raw in (next(rest) for _ in range(n)))
         ids, sources = self._layout
         emodes = self._decode_emodes(ids, sources, rest, configs)
-        latest = fn("AggregatorV3", "latestRoundData")
-        feeds: list[FeedRound | None] = []
-        for r in self.reserves:
-            raw = next(rest) if r.feed else None
-            try:
-                feeds.append(FeedRound(*(int(x) for x in latest.decode(raw))) if raw else None)
-            except DECODE_ERRORS:  # a source that answers something else than latestRoundData
-                feeds.append(None)
+        feeds = [_round(next(rest)) if r.feed else None for r in self.reserves]
         return Market(
             block=block,
             timestamp=timestamp,

@@ -160,11 +160,13 @@ class AaveV3Market(LendingMarket):
         """The engine's row does not carry this account's health (e-mode, stable debt)."""
         return bool(pos.emode) or pos.has_stable_debt
 
-    def exact_figures(self, pos: Position) -> tuple[float, float, float] | None:
-        if not self.irregular(pos):
-            return None
-        a = account_data(pos, self._market())
-        return wad_to_health(a.health_factor_wad), float(a.total_collateral_base), float(a.total_debt_base)
+    def exact_figures(self, positions: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+        out = {}
+        for user in self._irregular:  # kept as positions are read: no pass over the whole book
+            if (pos := positions.get(user)) is not None:
+                a = account_data(pos, self._market())
+                out[user] = wad_to_health(a.health_factor_wad), float(a.total_collateral_base), float(a.total_debt_base)
+        return out
 
     def liquidation_candidates(self, snap: Snapshot, positions: Mapping[str, Any], protected: set[str]) -> list[Any]:
         found = super().liquidation_candidates(snap, positions, protected)

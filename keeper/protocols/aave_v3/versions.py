@@ -71,8 +71,6 @@ VERSIONS = (
     _v("3.7", (11,), 7),
 )
 BY_REVISION = {r: v for v in VERSIONS for r in v.revisions}
-TESTED = ("3.0", "3.3", "3.7")
-"""Versions whose real bytecode the test suite runs (the others follow from the sources)."""
 
 
 def version_of(revision: int) -> Version | None:

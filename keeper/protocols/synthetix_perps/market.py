@@ -154,8 +154,8 @@ class PerpsMarketAdapter:
     def actual(self, action: Any, results: Any) -> dict[str, Any] | None:
         return None  # not decoded from the receipts yet
 
-    def exact_figures(self, pos: perps.PerpsAccount) -> tuple[float, float, float] | None:
-        return None  # the engine's margin figures are the account's
+    def exact_figures(self, positions: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+        return {}  # the engine's margin figures are the account's
 
     def protect_settings(self, ps: ProtectSettings) -> ProtectSettings:
         """[protect], with the perps trigger/target margin ratios when they are set."""
