@@ -21,5 +21,10 @@ class ExecutionError(KeeperError):
     """One transaction failed (nonce, underpriced, reverted on chain)."""
 
 
+class StorageError(KeeperError):
+    """The journal (or a checkpoint file) cannot be read or written: a full or read-only disk.
+    Nothing is sent while it lasts; monitoring goes on, and sending resumes when writes succeed."""
+
+
 class FatalError(KeeperError):
     """Stop the keeper and alert (e.g. the RPC is on another chain)."""

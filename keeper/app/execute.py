@@ -6,78 +6,57 @@ The base class of the Keeper (keeper.app.loop), with the state it owns."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from keeper.app.alerts import alert
-from keeper.app.watch import Watch, decision_log
-from keeper.errors import ExecutionError, SkipAction, TransientError
+from keeper.app.outcomes import ActionOutcome, Recording
+from keeper.app.watch import Watch, log_decision
+from keeper.errors import ExecutionError, FatalError, SkipAction, StorageError, TransientError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import ActionKey
-from keeper.execution.sending import NOT_SIMULATED
 from keeper.execution.tx import Planned, TxRequest, TxResult
 from keeper.sources.chain import Chain, Head
 from keeper.strategy.actions import Action, fields_of
 
 log = logging.getLogger("keeper")
-NOT_FAILURES = ("still in flight", "cooldown:", "already decided", "an action is queued")
-"""Why an action was not attempted that is not a failure (one is already under way)."""
 HISTORY_MAX = 10_000
 
 
-@dataclass
-class ActionOutcome:
-    """What became of one action: its transactions (receipts), or why it did not go ahead."""
-
-    block: int
-    market: str
-    action: Action
-    results: list[TxResult] = field(default_factory=list)
-    error: str | None = None
-    health_after: float | None = None
-    gas_cost_base: int = 0
-    """In the market's price units (`price_scale` per USD)."""
-    price_scale: int = 10**8
-    actual: dict[str, Any] | None = None
-    """What the chain did, from the receipts' events (the adapter's reading), beside the
-    action's predicted figures; None when nothing was mined or the market does not report it."""
-
-    @property
-    def gas_cost_usd(self) -> float:
-        return self.gas_cost_base / self.price_scale
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.results) and all(r.status in (1, None) for r in self.results)
-
-    @property
-    def sent(self) -> bool:
-        return any(r.sent for r in self.results)
-
-    @property
-    def not_simulated(self) -> str:
-        """Dry-run: why this action could not be simulated ('' when it was, or was sent)."""
-        return next((r.note for r in self.results if r.note.startswith(NOT_SIMULATED)), "")
-
-    @property
-    def simulation_reverted(self) -> bool:
-        return bool(self.error) and "simulation of" in str(self.error) and "reverted" in str(self.error)
+def prioritised(batches: list[tuple[Watch, list[Action]]]) -> list[tuple[Watch, list[Action]]]:
+    """Each market's actions split into its protective chains and the rest (an action that runs
+    after the previous one stays with it), every market's protective batch first."""
+    first: list[tuple[Watch, list[Action]]] = []
+    later: list[tuple[Watch, list[Action]]] = []
+    for w, actions in batches:
+        protective: list[Action] = []
+        rest: list[Action] = []
+        target = rest
+        for action in actions:
+            if not action.after_previous:
+                target = protective if action.protective else rest
+            target.append(action)
+        first += [(w, protective)] if protective else []
+        later += [(w, rest)] if rest else []
+    return first + later
 
 
-class Execution:
+class Execution(Recording):
     """Executes the actions the loop decides (the Keeper is one)."""
 
     def __init__(self, chain: Chain, executor: Executor, report: Callable[[str], None] | None = None):
         self.chain = chain
         self.executor = executor
         self.report = report or (lambda line: None)
-        self._queue: asyncio.Queue[tuple[Head, Watch, list[Action]]] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[list[ActionOutcome]]] = set()
+        """Batches executing beside the loop (one per market and priority)."""
         self._worker_error: BaseException | None = None
+        """A FatalError met while executing: the loop raises it at its next block."""
+        self.internal_errors = 0
+        """Batches that met an unexpected exception (logged; their actions are decided again)."""
+        self.storage_fault = ""
+        """Why the journal cannot be written ('' when it can): nothing is sent meanwhile."""
         self._busy: set[tuple[str, str]] = set()
         """(market, position) with an action queued or executing."""
         self.history: list[ActionOutcome] = []
@@ -110,7 +89,23 @@ class Execution:
             if chain[0] not in done:
                 for k, out in zip(chain, await self._in_order(head, w, [actions[k] for k in chain]), strict=True):
                     done[k] = out
-        return [done[k] for k in range(len(actions))]
+        outcomes = [done[k] for k in range(len(actions))]
+        await self._health_after(w, outcomes)
+        for out in outcomes:
+            self._log_outcome(w, out)
+        return outcomes
+
+    async def _health_after(self, w: Watch, outcomes: list[ActionOutcome]) -> None:
+        """The health each sent action left, read for all of them at once and bounded in time
+        (a report, never on the way of the next decision: a failed read leaves it unknown)."""
+
+        async def one(out: ActionOutcome) -> None:
+            try:
+                out.health_after = await asyncio.wait_for(w.adapter.health_after(self.chain, out.action), 10.0)
+            except (TransientError, TimeoutError) as exc:
+                log.info("%s: health after %s not read: %s", w.label, out.action.subject, exc)
+
+        await asyncio.gather(*(one(o) for o in outcomes if o.sent and o.error is None))
 
     async def _in_order(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
         outcomes = []
@@ -122,9 +117,7 @@ class Execution:
                     outcomes.append(await self._dry_run_after(head, w, action, bundle))
                     continue
                 why = f"not attempted: the {anchor} before it was not sent"
-                out = ActionOutcome(head.number, w.label, action, error=why)
-                self._log_outcome(w, out)
-                outcomes.append(out)
+                outcomes.append(ActionOutcome(head.number, w.label, action, error=why))
                 continue
             out = await self._execute(head, w, action)
             if not action.after_previous:
@@ -150,33 +143,81 @@ class Execution:
             bundle += [*approvals, tx]
         except (SkipAction, TransientError) as exc:
             out.error = f"{type(exc).__name__}: {exc}"
+        return out
+
+    def dispatch(self, head: Head, batches: list[tuple[Watch, list[Action]]]) -> int:
+        """Execute a block's decisions beside the loop: every market's protective actions first,
+        then the liquidations, each market's as its own task, so no market waits behind
+        another's confirmations and protection never waits behind a liquidation. Returns how
+        many actions were handed over."""
+        handed = 0
+        for w, actions in prioritised(batches):
+            self._busy |= {(w.label, a.subject) for a in actions}
+            task = asyncio.create_task(self._run_batch(head, w, actions), name=f"keeper-execute-{w.label}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            handed += len(actions)
+        return handed
+
+    async def _run_batch(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
+        """One market's batch; any exception stops only this batch: it is logged and counted,
+        and its actions are recorded failed and decided afresh at the next block (a transaction
+        already signed stays in the journal, where tracking or `reconcile` settles it)."""
+        try:
+            outcomes = await self._run_actions(head, w, actions)
+        except FatalError as exc:
+            self._worker_error = exc
+            raise
+        except Exception as exc:  # a bug, or a failure nothing below classified
+            self.internal_errors += 1
+            log.exception("%s: executing %d action(s) failed; they are decided again next block", w.label, len(actions))
+            outcomes = [self._interrupted(head, w, a, exc) for a in actions]
+        finally:
+            self._busy -= {(w.label, a.subject) for a in actions}
+        self._remember_outcomes(outcomes)
+        return outcomes
+
+    def _interrupted(self, head: Head, w: Watch, action: Action, exc: Exception) -> ActionOutcome:
+        out = ActionOutcome(head.number, w.label, action, error=f"internal error: {type(exc).__name__}: {exc}")
+        key = ActionKey(w.label, action.subject, type(action).__name__, head.number)
+        try:
+            if self.executor.journal.action_state(key) in ("decided", "simulated"):
+                self.executor.journal.set_action(key, "interrupted", out.error)
+        except StorageError as fault:
+            self._storage_failed(fault)
         self._log_outcome(w, out)
         return out
 
-    def _start_worker(self) -> None:
-        if self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.create_task(self._work(), name="keeper-executor")
+    def _journal_writable(self, head: Head, batches: list[tuple[Watch, list[Action]]]) -> bool:
+        """After a journal write failed: whether it can be written again (a probe write, every
+        block). While it cannot, this block's actions are logged as skipped and nothing is sent."""
+        if not self.storage_fault:
+            return True
+        why = self.executor.journal.writable()
+        if why:
+            self.storage_fault = why
+            for w, actions in batches:
+                for a in actions:
+                    reason = f"journal cannot be written: {why}"
+                    log_decision(head.number, w.label, "skip", a.subject, {"reason": reason})
+            return False
+        log.warning("the journal can be written again: sending resumes")
+        self.storage_fault = ""
+        return True
 
-    async def _work(self) -> None:
-        """Executes queued actions one block's batch at a time (one key: its nonces are
-        sequential anyway), while the loop goes on detecting and deciding."""
-        assert self._queue is not None
-        while True:
-            head, w, actions = await self._queue.get()
-            try:
-                self._remember_outcomes(await self._run_actions(head, w, actions))
-            except Exception as exc:  # FatalError and bugs: the loop re-raises it at its next block
-                log.exception("execution worker stopped")
-                self._worker_error = exc
-            finally:
-                self._busy -= {(w.label, a.subject) for a in actions}
-                self._queue.task_done()
+    def _storage_failed(self, exc: StorageError) -> None:
+        if not self.storage_fault:
+            log.error(
+                "ALERT: the journal cannot be written (%s): nothing is sent until it can; monitoring goes on",
+                exc,
+                extra=alert("journal", "", "critical"),
+            )
+        self.storage_fault = str(exc)
 
     async def drain(self) -> None:
-        """Wait until every queued action has been executed (or failed)."""
-        if self._queue is not None:
-            await self._queue.join()
+        """Wait until every dispatched action has been executed (or failed)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._worker_error is not None:
             raise self._worker_error
 
@@ -202,128 +243,72 @@ class Execution:
     async def _execute(self, head: Head, w: Watch, action: Action) -> ActionOutcome:
         out = ActionOutcome(head.number, w.label, action, price_scale=w.price_scale)
         tx, approve = w.adapter.encode(action)
-        key, refused = self._admit(head, w, action)
+        try:
+            key, refused = self._admit(head, w, action)
+        except StorageError as exc:
+            self._storage_failed(exc)
+            out.error = f"StorageError: not sent: {exc}"
+            return out
         if refused:
             out.error = f"SkipAction: {refused}"
-            self._log_outcome(w, out)
             return out
         try:
             result: list[TxResult] | Exception = await self.executor.execute(
                 tx, approve=approve, max_gas_cost_wei=w.worth_wei(action), key=key
             )
-        except (SkipAction, ExecutionError, TransientError) as exc:
+        except (SkipAction, ExecutionError, TransientError, StorageError) as exc:
             result = exc
-        return await self._finish(w, out, key, result)
+        return self._finish(w, out, key, result)
 
     async def _burst(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
         outs = [ActionOutcome(head.number, w.label, a, price_scale=w.price_scale) for a in actions]
         planned: list[tuple[ActionOutcome, ActionKey, Planned]] = []
-        with self.executor.journal.atomic():
-            in_flight = self.executor.journal.in_flight()
+        try:
+            with self.executor.journal.atomic():
+                in_flight = self.executor.journal.in_flight()
+                for out in outs:
+                    tx, approve = w.adapter.encode(out.action)
+                    key, refused = self._admit(head, w, out.action, in_flight)
+                    if refused:
+                        out.error = f"SkipAction: {refused}"
+                    else:
+                        planned.append((out, key, Planned(tx, key, w.worth_wei(out.action), approve)))
+        except StorageError as exc:  # nothing was admitted (one commit): nothing is sent
+            self._storage_failed(exc)
             for out in outs:
-                tx, approve = w.adapter.encode(out.action)
-                key, refused = self._admit(head, w, out.action, in_flight)
-                if refused:
-                    out.error = f"SkipAction: {refused}"
-                    self._log_outcome(w, out)
-                else:
-                    planned.append((out, key, Planned(tx, key, w.worth_wei(out.action), approve)))
+                out.error = f"StorageError: not sent: {exc}"
+            return outs
         results = await self.executor.burst([p for _, _, p in planned])
         for (out, key, _), result in zip(planned, results, strict=True):
-            await self._finish(w, out, key, result)
+            self._finish(w, out, key, result)
         return outs
 
-    async def _finish(
+    def _finish(
         self, w: Watch, out: ActionOutcome, key: ActionKey, result: list[TxResult] | Exception
     ) -> ActionOutcome:
-        """Record what became of an action: its transactions, or why it did not go ahead."""
-        if isinstance(result, SkipAction | ExecutionError | TransientError):
-            out.error = f"{type(result).__name__}: {result}"
-            if self.executor.journal.action_state(key) in ("decided", "simulated"):
-                self.executor.journal.set_action(key, "skipped", out.error)
-        elif isinstance(result, Exception):
-            raise result
-        else:
-            out.results = result
-            if out.sent:
-                out.health_after = await w.adapter.health_after(self.chain, out.action)
-                out.actual = w.adapter.actual(out.action, out.results)
+        """Record what became of an action: its transactions, or why it did not go ahead (the
+        health it left is read afterwards, for the whole batch at once)."""
+        try:
+            if isinstance(result, SkipAction | ExecutionError | TransientError | StorageError):
+                out.error = f"{type(result).__name__}: {result}"
+                if isinstance(result, StorageError):
+                    self._storage_failed(result)
+                elif self.executor.journal.action_state(key) in ("decided", "simulated"):
+                    self.executor.journal.set_action(key, "skipped", out.error)
+            elif isinstance(result, Exception):
+                raise result
             else:
-                self.executor.journal.set_action(key, "simulated")
+                out.results = result
+                if out.sent:
+                    out.actual = w.adapter.actual(out.action, out.results)
+                else:
+                    self.executor.journal.set_action(key, "simulated")
+        except StorageError as exc:  # the outcome is on chain; the journal catches up by reconciliation
+            self._storage_failed(exc)
         out.gas_cost_base = w.adapter.gas_cost(sum(r.gas_cost_wei for r in out.results))
-        self._log_outcome(w, out)
         return out
 
-    def _log_outcome(self, w: Watch, out: ActionOutcome) -> None:
-        a = out.action
-        record: dict[str, Any] = {
-            "block": out.block,
-            "market": w.label,
-            "decision": type(a).__name__.lower(),
-            "action": fields_of(a),
-            "prices": w.prices(),
-            "results": [asdict(r) for r in out.results],
-            "error": out.error,
-            "health_after": out.health_after,
-            "gas_cost_base": out.gas_cost_base,
-            "actual": out.actual,
-        }
-        decision_log.info(json.dumps(record, default=str))
-        sent = [r for r in out.results if r.sent]
-        unsimulated = out.not_simulated
-        if out.error:
-            status = "ERROR " + out.error
-        elif unsimulated:
-            status = unsimulated.replace("dry-run: not simulated", "dry-run: NOT simulated", 1)
-        else:
-            status = "dry-run (simulated, not sent)" if not sent else "ok"
-        if out.actual and out.actual.get("text"):
-            status += f"; chain: {out.actual['text']}"
-        outcome = (
-            "failed"
-            if out.error and not out.error.startswith("SkipAction")
-            else "skipped"
-            if out.error
-            else "sent"
-            if sent
-            else "not_simulated"
-            if unsimulated
-            else "dry_run"
-        )
-        if self.executor.dry_run and out.simulation_reverted:
-            self.simulation_reverts += 1
-        k = (w.label, type(a).__name__, outcome)
-        self.counts[k] = self.counts.get(k, 0) + 1
-        self.gas_spent_wei += sum(r.gas_cost_wei for r in sent)
-        self._alert_outcome(w, out, bool(sent))
-        gas = sum(r.gas_used for r in sent)
-        self.report(w.adapter.describe(out.block, a, out.health_after, gas, out.gas_cost_base, status))
-
     def _remember_outcomes(self, outcomes: list[ActionOutcome]) -> None:
+        """Keep the latest outcomes (for the status page and reports)."""
         self.history.extend(outcomes)
         del self.history[:-HISTORY_MAX]
-
-    def _alert_outcome(self, w: Watch, out: ActionOutcome, sent: bool) -> None:
-        """Actions taken are info alerts; a protective action that failed is critical. Actions
-        not attempted because one is already under way (in flight, cooldown) say nothing."""
-        who = out.action.subject
-        name = type(out.action).__name__
-        protective = out.action.protective
-        if out.error:
-            if protective and not any(s in out.error for s in NOT_FAILURES):
-                log.error(
-                    "ALERT: %s: protective %s on %s failed: %s",
-                    w.label,
-                    name,
-                    who,
-                    out.error,
-                    extra=alert("protection failed", who, "critical"),
-                )
-            return
-        if not sent:
-            return
-        after = f", health after {out.health_after:.4f}" if out.health_after is not None else ""
-        what = "protection" if protective else "liquidation"
-        log.info(
-            "%s: %s %s on %s done%s", w.label, what, name, who, after, extra=alert(what, f"{who} {out.block}", "info")
-        )

@@ -13,15 +13,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import numpy as np
 from eth_utils import to_checksum_address
 
 from keeper.app.alerts import alert
-from keeper.app.execute import ActionOutcome, Execution
+from keeper.app.execute import prioritised
 from keeper.app.metrics import AT_RISK
-from keeper.app.reads import refresh
+from keeper.app.outcomes import ActionOutcome
+from keeper.app.startup import Startup
 from keeper.app.watch import Watch, log_decision
 from keeper.errors import ConfigError, FatalError, TransientError
 from keeper.execution.executor import Executor
@@ -31,10 +33,9 @@ from keeper.settings import Settings
 from keeper.sources.chain import Chain, Head
 from keeper.sources.heads import HeadSubscription
 from keeper.sources.reference import fetch_reference
+from keeper.strategy.actions import Action
 
 log = logging.getLogger("keeper")
-MAX_CONSECUTIVE_FAILURES = 10
-"""The loop stops (FatalError) after this many blocks in a row that failed."""
 __all__ = ["ActionOutcome", "Keeper", "StepReport"]
 
 
@@ -53,7 +54,7 @@ class StepReport:
     """Actions handed to the execution worker (background mode); their outcomes arrive later."""
 
 
-class Keeper(Execution):
+class Keeper(Startup):
     def __init__(
         self,
         settings: Settings,
@@ -63,6 +64,7 @@ class Keeper(Execution):
         checkpoints: Checkpoints | None = None,
     ):
         super().__init__(chain, executor, report)
+        self._init_startup()
         self.watches: list[Watch] = [Watch(a) for a in build_markets(settings, executor.address)]
         self.settings = settings
         self.checkpoints = checkpoints
@@ -86,6 +88,8 @@ class Keeper(Execution):
         """Wall time the last block was processed (0: none yet)."""
         self.last_step_s = 0.0
         """How long processing the last block took."""
+        self.failures = 0
+        """Failed attempts at a block (metrics)."""
         self.market_stats: dict[str, tuple[int, int, int]] = {}
         """Per market: accounts, below 1 (liquidatable), below AT_RISK."""
 
@@ -102,48 +106,10 @@ class Keeper(Execution):
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
-        await self.chain.check_chain_id(self.settings.chain_id)
-        head = await self.chain.head()
-        genesis = await self.chain.head(0)
-        self.executor.journal.bind(self.settings.chain_id, "0x" + genesis.hash.hex())
-        if not self.executor.dry_run:
-            for r in await self.executor.recover():
-                log.warning("settled a transaction left in flight by a previous run: %s (%s)", r.tx_hash, r.description)
-            head = await self.chain.head()
-        touched: dict[int, list[str]] = {}
-        if self.checkpoints is not None:
-            self.checkpoints.bind(self.settings.chain_id, "0x" + genesis.hash.hex())
-        for k, w in enumerate(self.watches):
-            await w.load(self.chain, head.number)
-            start, known = w.adapter.start_block, set()
-            saved = self.checkpoints.load(self._market_id(w)) if self.checkpoints is not None else None
-            if saved is not None and w.adapter.start_block <= saved[0] <= head.number:
-                start, known = saved[0] + 1, set(saved[1])
-                log.info("%s: resuming discovery at block %d with %d known accounts", w.label, start, len(known))
-            topics = [["0x" + t.hex() for t in w.adapter.topic0s()]]
-            logs = await self.chain.get_logs(w.address, topics, start, head.number)
-            touched[k] = sorted(known | w.adapter.users_from_logs(logs) | w.adapter.discovery_seed())
-        await self._refresh(head, touched)
-        self.last_block = self.last_reconcile = head.number
-        self._remember(head)
-        self._checkpoint(head.number)
-        for w in self.watches:
-            if w.book is None:
-                continue
-            log.info(
-                "%s: watching %d accounts on %d assets from block %d",
-                w.label,
-                len(w.book),
-                w.book.n_assets,
-                head.number,
-            )
-
-    async def _refresh(
-        self, head: Head, touched: dict[int, list[str]], reconcile: dict[int, list[str]] | None = None
-    ) -> int:
-        """Read every market and the wallet at `head` (keeper.app.reads); returns the drift."""
-        self.wallet, drift = await refresh(self.chain, self.watches, self.executor.address, head, touched, reconcile)
-        return drift
+        await super().start()
+        assert self._boot.head is not None
+        self._remember(self._boot.head)
+        self._checkpoint(self._boot.head.number)
 
     # ------------------------------------------------------------------ one block
     async def step(self) -> StepReport | None:
@@ -191,6 +157,7 @@ class Keeper(Execution):
         accounts = below = queued = 0
         if self._worker_error is not None:
             raise self._worker_error
+        batches: list[tuple[Watch, list[Action]]] = []
         for w in self.watches:
             if w.book is None or w.error:
                 continue  # not read this block (reported in _refresh)
@@ -208,17 +175,16 @@ class Keeper(Execution):
                     log_decision(head.number, w.label, "skip", action.subject, {"reason": "an action is queued"})
                 else:
                     actions.append(action)
-            if not actions:
-                continue
-            if self.background:
-                self._busy |= {(w.label, a.subject) for a in actions}
-                self._start_worker()
-                assert self._queue is not None
-                self._queue.put_nowait((head, w, actions))
-                queued += len(actions)
-            else:
-                outcomes += await self._run_actions(head, w, actions)
-        self._remember_outcomes(outcomes)
+            if actions:
+                batches.append((w, actions))
+        if not self._journal_writable(head, batches):
+            batches = []
+        if self.background:
+            queued = self.dispatch(head, batches)
+        else:
+            for w, actions in prioritised(batches):
+                outcomes += await self._run_batch(head, w, actions)
+        self._reconcile_journal()
         self.last_step_at = time.time()
         self.last_step_s = time.perf_counter() - started
         return StepReport(
@@ -231,18 +197,6 @@ class Keeper(Execution):
             depth,
             queued,
         )
-
-    # ------------------------------------------------------------------ checkpoints
-    @staticmethod
-    def _market_id(w: Watch) -> str:
-        return f"{w.protocol}:{w.address}"
-
-    def _checkpoint(self, block: int) -> None:
-        if self.checkpoints is None:
-            return
-        for w in self.watches:
-            if w.book is not None:
-                self.checkpoints.save(self._market_id(w), block, list(w.book.users))
 
     # ------------------------------------------------------------------ reorgs
     def _remember(self, head: Head) -> None:
@@ -288,8 +242,9 @@ class Keeper(Execution):
         self.last_block = fork
         self._checkpoint(fork)
         if not self.executor.dry_run and self.executor.journal.unconfirm_after(fork):
-            for r in await self.executor.recover():
-                log.warning("after the reorg: %s (%s) mined again in block %s", r.tx_hash, r.description, r.block)
+            if self._recovery is not None and not self._recovery.done():
+                await self._recovery  # one recovery at a time: the one under way finishes first
+            self._start_recovery("the reorg")
         return depth
 
     def _operational_alerts(self) -> None:
@@ -345,19 +300,30 @@ class Keeper(Execution):
         try:
             await self._loop(blocks)
             await self.drain()  # `--blocks N`: what was decided is executed before returning
+            for task in (self._recovery, self._reconciling):
+                if task is not None:
+                    await task
         finally:
-            for task in (self._worker, listener):
+            pending: list[asyncio.Task[Any] | None] = [*self._tasks, self._recovery, self._reconciling, listener]
+            for task in pending:
                 if task is not None and not task.done():
                     task.cancel()
 
     async def _loop(self, blocks: int | None) -> None:
+        """Failures are counted per block (the block the keeper was trying to process), not per
+        poll: polls that find no new block neither count nor reset. When no poll has succeeded
+        for `max_stall_s` the keeper stops (FatalError: exit 3, one line saying why)."""
         done = 0
-        failures = 0
+        failed: set[int] = set()
+        last_ok = time.monotonic()
+        last_error = ""
         while blocks is None or done < blocks:
+            target = (self.last_block or 0) + 1
             try:
                 report = await self.step()
-                failures = 0
+                last_ok = time.monotonic()
                 if report is not None:
+                    failed.clear()
                     done += 1
                     log.info(
                         "block %d: %d accounts, %d below HF 1, %d actions (%d queued), %d requests",
@@ -369,22 +335,29 @@ class Keeper(Execution):
                         report.requests,
                     )
                     continue
-            except TransientError as exc:
-                failures += 1
-                log.warning("transient failure (%d in a row), retrying next block: %s", failures, exc)
-                if failures == 3:
-                    log.error(
-                        "ALERT: 3 blocks in a row failed: the RPC may be down (%s)",
-                        exc,
-                        extra=alert("rpc down", "", "critical"),
-                    )
             except (FatalError, ConfigError):
                 raise
-            except Exception:
-                failures += 1
-                log.exception("unexpected error in the keeper loop (%d in a row)", failures)
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                raise FatalError(f"{failures} consecutive failed blocks: stopping (see the log above)")
+            except Exception as exc:  # TransientError, or a bug: this block is tried again
+                last_error = f"{type(exc).__name__}: {exc}"
+                self.failures += 1
+                new_block = target not in failed
+                failed.add(target)
+                if isinstance(exc, TransientError):
+                    log.warning("block %d not processed (%d failed blocks in a row): %s", target, len(failed), exc)
+                else:
+                    log.exception("unexpected error at block %d (%d failed blocks in a row)", target, len(failed))
+                if new_block and len(failed) == 3:
+                    log.error(
+                        "ALERT: 3 blocks in a row failed: the RPC may be down (%s)",
+                        last_error,
+                        extra=alert("rpc down", "", "critical"),
+                    )
+            stalled = time.monotonic() - last_ok
+            if stalled > self.settings.max_stall_s:
+                raise FatalError(
+                    f"no block processed for {stalled:.0f} s (max_stall_s {self.settings.max_stall_s:g}); "
+                    f"{len(failed)} block(s) failed, the last with {last_error}"
+                )
             if self.heads is not None:
                 await self.heads.wait(self.settings.poll_interval_s)
             else:

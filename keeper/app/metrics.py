@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from keeper.errors import StorageError
+
 if TYPE_CHECKING:
     from keeper.app.alerts import AlertHandler
     from keeper.app.loop import Keeper
@@ -114,7 +116,31 @@ def metric_families(k: Keeper, info: dict[str, Any], alerts: AlertHandler | None
             [([], info["last_block_age_s"] if math.isfinite(info["last_block_age_s"]) else math.inf)],
         ),
         _gauge("loop_duration_seconds", "Time the last block took to process.", [], [([], k.last_step_s)]),
-        _gauge("in_flight", "Positions with a transaction in flight.", [], [([], len(k.executor.journal.in_flight()))]),
+        _gauge(
+            "in_flight",
+            "Positions with a transaction in flight (-1: the journal cannot be read).",
+            [],
+            [([], _in_flight(k))],
+        ),
+        _counter("block_failures_total", "Attempts at a block that failed (retried).", [], [([], k.failures)]),
+        _counter(
+            "execution_errors_total",
+            "Execution batches that met an unexpected exception (their actions are decided again).",
+            [],
+            [([], k.internal_errors)],
+        ),
+        _gauge(
+            "journal_writable",
+            "0 while the journal cannot be written (nothing is sent).",
+            [],
+            [([], 0.0 if k.storage_fault else 1.0)],
+        ),
+        _gauge(
+            "cannot_protect",
+            "Protected positions the wallet cannot protect now.",
+            ["market"],
+            [([w.label], float(len(w.cannot_protect))) for w in k.watches],
+        ),
     ]
     if alerts is not None:
         out.append(
@@ -126,3 +152,10 @@ def metric_families(k: Keeper, info: dict[str, Any], alerts: AlertHandler | None
             )
         )
     return out
+
+
+def _in_flight(k: Keeper) -> int:
+    try:
+        return len(k.executor.journal.in_flight())
+    except StorageError:
+        return -1

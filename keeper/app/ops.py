@@ -78,7 +78,9 @@ class OpsServer:
         if lag > s.max_lag_blocks:
             problems.append(f"{lag} blocks behind the node's head (> {s.max_lag_blocks})")
         if k._worker_error is not None:
-            problems.append(f"execution worker stopped: {type(k._worker_error).__name__}")
+            problems.append(f"execution stopped: {type(k._worker_error).__name__}")
+        if k.storage_fault:
+            problems.append(f"journal cannot be written (nothing is sent): {k.storage_fault}")
         info = {"last_block": k.last_block, "node_head": node_head, "lag_blocks": lag, "last_block_age_s": age}
         return not problems, problems, info
 

@@ -87,12 +87,26 @@ def market_notes(w: Watch) -> list[str]:
     """What the figures of a market rest on, and what is not judged: a read that failed at the
     last block, the protocol version, price sources whose age cannot be judged."""
     notes = [f"not read at the last block: {w.error}"] if w.error else []
-    return notes + list(w.adapter.notes())
+    return notes + list(w.adapter.notes()) + [m.removeprefix("ALERT: ") for m in w.cannot_protect.values()]
+
+
+def check_protection(keeper: Keeper) -> None:
+    """Which protected positions the wallet cannot protect now (`Watch.cannot_protect`), from the
+    planner itself on the current book and wallet (nothing is decided or sent)."""
+    from keeper.strategy.planner import Inputs, plan
+
+    for w in keeper.watches:
+        if w.book is None or not w.block:
+            continue
+        inputs = Inputs(w.block, 0, 0, dict(keeper.wallet), w.book.positions, {})
+        out = plan(w.adapter, w.book.snapshot(), inputs, keeper.settings)
+        w.cannot_protect = {a.subject: a.message for a in out.alerts if a.kind == "cannot protect"}
 
 
 def print_status(keeper: Keeper, top: int) -> None:
     """Per market, the riskiest accounts; then, when several markets are watched, the riskiest
     across all of them (health factor and margin ratio are on one footing: below 1 is liquidatable)."""
+    check_protection(keeper)
     header = f"{'account':42} {'collateral':>14} {'debt':>14} {'health':>8} {'liquidation price':>24} {'distance':>12}"
     everything = []
     for w in keeper.watches:

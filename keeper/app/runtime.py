@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from web3 import AsyncWeb3
-from web3.providers import AsyncHTTPProvider, WebSocketProvider
+from web3.providers import WebSocketProvider
 
 from keeper.app.loop import Keeper
 from keeper.app.ops import OpsServer
@@ -23,16 +23,19 @@ from keeper.sources.rpc import FailoverProvider
 
 
 def connect(settings: Settings) -> AsyncWeb3[Any]:
-    """One endpoint (HTTP or WebSocket), or several comma-separated HTTP endpoints with failover."""
+    """A WebSocket endpoint, or one or several comma-separated HTTP endpoints behind the failover
+    provider (where failures are classified and retried within `rpc_retry_budget_s`)."""
     urls = [u.strip() for u in settings.rpc_url.get_secret_value().split(",") if u.strip()]
-    if len(urls) > 1:
-        return AsyncWeb3(
-            FailoverProvider(urls, timeout_s=settings.rpc_timeout_s, max_lag_blocks=settings.rpc_max_lag_blocks)
+    if len(urls) == 1 and urls[0].startswith(("ws://", "wss://")):
+        return AsyncWeb3(WebSocketProvider(urls[0]))
+    return AsyncWeb3(
+        FailoverProvider(
+            urls,
+            timeout_s=settings.rpc_timeout_s,
+            max_lag_blocks=settings.rpc_max_lag_blocks,
+            retry_budget_s=settings.rpc_retry_budget_s,
         )
-    url = urls[0]
-    if url.startswith(("ws://", "wss://")):
-        return AsyncWeb3(WebSocketProvider(url))
-    return AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": settings.rpc_timeout_s}))
+    )
 
 
 def journal_path(settings: Settings) -> str:

@@ -53,6 +53,8 @@ class Watch:
         """(last prices, their time, EWMA covariance rate per second) for the predictive trigger."""
         self._arms: dict[str, Arm] = {}
         self._static_noted = False
+        self.cannot_protect: dict[str, str] = {}
+        """Protected account -> why the keeper cannot protect it now (the wallet lacks funds)."""
         self.unread_users: set[str] = set()
         """Accounts whose events came in a block whose reads failed: read with the next block."""
         self._skips: dict[tuple[str, str], str] = {}
@@ -150,8 +152,16 @@ class Watch:
                     continue
             log_decision(head.number, self.label, d.kind, d.account, d.inputs)
         self._skips = skips
+        cannot: dict[str, str] = {}
         for a in out.alerts:
+            if a.kind == "cannot protect":
+                cannot[a.subject] = a.message
+                if a.subject in self.cannot_protect:
+                    continue  # said when it began; it stays on the status page until it ends
             log.warning("%s: %s", self.label, a.message, extra=alert(a.kind, a.subject, a.tier))
+        for account in sorted(set(self.cannot_protect) - set(cannot)):
+            log.warning("%s: %s: no longer short of what protection needs", self.label, account)
+        self.cannot_protect = cannot
         if out.static_fallback and not self._static_noted:
             log.warning("%s: [protect] mode %r needs the predictive trigger; static trigger here", self.label,
                         self.settings.protect.mode)  # fmt: skip

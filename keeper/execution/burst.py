@@ -9,12 +9,11 @@ import asyncio
 import logging
 from typing import Any
 
-from web3.exceptions import Web3Exception
-
-from keeper.errors import ExecutionError, SkipAction, TransientError
+from keeper.errors import ExecutionError, SkipAction, StorageError, TransientError
 from keeper.execution.sending import DRY_RUN_NOTE
 from keeper.execution.tracker import Tracking
 from keeper.execution.tx import Outcomes, Planned, TxRequest, TxResult
+from keeper.sources.failures import SendOutcome
 
 log = logging.getLogger("keeper.execution")
 BURST_CHUNK = 25
@@ -73,7 +72,10 @@ class Bursts(Tracking):
             ready.append((i, sim, gas_limit))
         max_fee, tip, _ = fees
         ready = self._burst_caps(ready, max_fee, out)
-        signed, sends = await self._sign_and_broadcast(planned, ready, max_fee, tip)
+        signed, sends, stopped = await self._sign_and_broadcast(planned, ready, max_fee, tip)
+        if stopped is not None:
+            for i, _, _ in ready[len(signed) :]:
+                out[i] = stopped
         refused = [nonce for (_, nonce, _, _), r in zip(signed, sends, strict=True) if isinstance(r, BaseException)]
         accepted = [nonce for (_, nonce, _, _), r in zip(signed, sends, strict=True) if r is None]
         fillers = await self._fill_gaps(refused, max(accepted, default=-1), max_fee, tip)
@@ -101,21 +103,31 @@ class Bursts(Tracking):
 
     async def _sign_and_broadcast(
         self, planned: list[Planned], ready: list[tuple[int, int, int]], max_fee: int, tip: int
-    ) -> tuple[list[tuple[int, int, str, bytes]], list[BaseException | None]]:
+    ) -> tuple[list[tuple[int, int, str, bytes]], list[BaseException | None], Exception | None]:
         """Sign in nonce order, journaling each chunk in one commit before it leaves, and
         broadcast each chunk as one JSON-RPC batch while the next is signed. Returns the signed
-        (index, nonce, hash, raw) and, for each, None (sent) or why not."""
+        (index, nonce, hash, raw), for each None (sent) or why not, and why signing stopped
+        early (the journal could not be written, the nonce not read: the rest is not sent)."""
         signed: list[tuple[int, int, str, bytes]] = []
-        chunks: list[tuple[list[tuple[int, int, str, bytes]], asyncio.Task[list[BaseException | None] | None]]] = []
+        chunks: list[tuple[list[tuple[int, int, str, bytes]], asyncio.Task[list[SendOutcome] | None]]] = []
+        stopped: Exception | None = None
         for start in range(0, len(ready), BURST_CHUNK):
             chunk = []
-            with self.journal.atomic():
-                for i, _, gas_limit in ready[start : start + BURST_CHUNK]:
-                    nonce = await self.nonces.take()
-                    tx_hash, raw = await self._sign(
-                        planned[i].tx, nonce, gas_limit, max_fee, tip, "action", planned[i].key
-                    )
-                    chunk.append((i, nonce, tx_hash, raw))
+            first = None
+            try:
+                with self.journal.atomic():
+                    for i, _, gas_limit in ready[start : start + BURST_CHUNK]:
+                        nonce = await self.nonces.take()
+                        first = nonce if first is None else first
+                        tx_hash, raw = await self._sign(
+                            planned[i].tx, nonce, gas_limit, max_fee, tip, "action", planned[i].key
+                        )
+                        chunk.append((i, nonce, tx_hash, raw))
+            except (StorageError, TransientError) as exc:  # nothing of this chunk was journaled: none leaves
+                if first is not None:
+                    self.nonces.give_back(first)
+                stopped = exc
+                break
             signed += chunk
             chunks.append((chunk, asyncio.create_task(self.chain.send_raw_batch([raw for *_, raw in chunk]))))
             await asyncio.sleep(0)  # let the batch leave while the next chunk is signed
@@ -132,6 +144,7 @@ class Bursts(Tracking):
                 )
                 sends += [r if isinstance(r, BaseException) else None for r in got]
                 continue
+            replies = [await self._own_nonce(h, r) for (_, _, h, _), r in zip(chunk, replies, strict=True)]
             with self.journal.atomic():
                 for (i, _, h, _), reply in zip(chunk, replies, strict=True):
                     try:
@@ -139,7 +152,7 @@ class Bursts(Tracking):
                         sends.append(None)
                     except ExecutionError as exc:
                         sends.append(exc)
-        return signed, sends
+        return signed, sends, stopped
 
     async def _simulate_burst(self, txs: list[TxRequest]) -> list[int | BaseException]:
         """Gas estimates (or why each would revert) for transactions that will run in this order:
@@ -202,15 +215,16 @@ class Bursts(Tracking):
             for i, _, _ in ready:
                 out[i] = SkipAction(f"not sending: {why} (monitoring continues)")
             return []
-        spent, count = self._spent_and_sent()
+        spent, count, flying = self._spent_and_sent()
         admitted = []
         for i, estimate, gas_limit in ready:
             worst = gas_limit * max_fee
-            if why := self._over_cap(worst, spent, count):
+            if why := self._over_cap(worst, spent, count, flying):
                 out[i] = SkipAction(why)
             else:
                 spent += worst
                 count += 1
+                flying += 1
                 admitted.append((i, estimate, gas_limit))
         return admitted
 
@@ -228,7 +242,7 @@ class Bursts(Tracking):
             try:
                 h, raw = await self._sign(filler, nonce, 21_000, max_fee, tip, "cancel", None)
                 await self._broadcast(filler, h, raw, "cancel", None, resync=False)
-            except (ExecutionError, Web3Exception, OSError, ValueError) as exc:
+            except (ExecutionError, TransientError) as exc:
                 log.error("ALERT: nonce %d could not be filled (%s): later transactions wait behind it", nonce, exc)
                 continue
             log.warning("filled the nonce gap %d left by a refused send with %s", nonce, h)

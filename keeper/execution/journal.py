@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keeper.errors import FatalError
+from keeper.errors import ConfigError, FatalError, StorageError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -51,9 +51,54 @@ CREATE TABLE IF NOT EXISTS txs (
 );
 CREATE INDEX IF NOT EXISTS txs_state ON txs (state);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS probe (blob BLOB);
 """
 PENDING = ("signed", "sent")
 """Transaction states that are (or may be) in flight."""
+
+
+class _Db:
+    """The SQLite connection, with its failures (a full disk, a read-only file, an I/O error)
+    raised as StorageError naming the file: the keeper sends nothing until writes succeed."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)  # autocommit: each write is durable
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    def executescript(self, sql: str) -> None:
+        try:
+            self.conn.executescript(sql)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_db(path: str, what: str) -> _Db:
+    """Open (creating it and its directory) an SQLite file; ConfigError naming the setting when
+    the path cannot be written at start-up."""
+    try:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = _Db(path)
+        db.conn.execute("PRAGMA journal_mode=WAL")
+        return db
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"{what} {path} cannot be written ({exc}); set [execution] journal_path "
+            "(KEEPER_EXECUTION_JOURNAL_PATH) to a writable file"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -84,15 +129,26 @@ class TxRow:
 class Journal:
     def __init__(self, path: str | Path):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: each write is durable
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = open_db(self.path, "the journal")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.executescript(SCHEMA)
+        except StorageError as exc:
+            raise ConfigError(f"the journal {exc} (set [execution] journal_path to a writable file)") from None
 
     def close(self) -> None:
         self.db.close()
+
+    def writable(self) -> str:
+        """'' when a write that grows the file commits; else why not (the disk is full, the file
+        read-only). The probe row is deleted in the same commit."""
+        try:
+            with self.atomic():
+                self.db.execute("INSERT INTO probe VALUES (?)", (b"\0" * 8192,))
+                self.db.execute("DELETE FROM probe")
+        except StorageError as exc:
+            return str(exc)
+        return ""
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -104,10 +160,11 @@ class Journal:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.conn.rollback()
             raise
-        self.db.execute("COMMIT")
 
     def bind(self, chain_id: int, genesis_hash: str) -> None:
         """Tie the journal to one chain; FatalError if it already belongs to another (a restarted
@@ -269,11 +326,11 @@ class Checkpoints(Journal):
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(CHECKPOINT_SCHEMA)
+        self.db = open_db(self.path, "the checkpoint file")
+        try:
+            self.db.executescript(CHECKPOINT_SCHEMA)
+        except StorageError as exc:
+            raise ConfigError(f"the checkpoint file {exc}") from None
 
     def load(self, market: str) -> tuple[int, list[str]] | None:
         row = self.db.execute("SELECT block, accounts FROM checkpoints WHERE market = ?", (market,)).fetchone()

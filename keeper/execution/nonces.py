@@ -3,6 +3,7 @@ node for each."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from keeper.execution.journal import Journal
@@ -19,15 +20,19 @@ class NonceManager:
     address: str
     journal: Journal | None = None
     _next: int | None = field(default=None)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def take(self) -> int:
-        if self._next is None:
-            node = await self.chain.nonce(self.address, "pending")
-            journal = self.journal.next_nonce() if self.journal is not None else None
-            self._next = max(node, journal or 0)
-        n = self._next
-        self._next += 1
-        return n
+        """The next nonce (TransientError when the node's count cannot be read: nothing taken).
+        Markets execute concurrently: one reader at a time, so two never get the same nonce."""
+        async with self._lock:
+            if self._next is None:
+                node = await self.chain.nonce(self.address, "pending")
+                journal = self.journal.next_nonce() if self.journal is not None else None
+                self._next = max(node, journal or 0)
+            n = self._next
+            self._next += 1
+            return n
 
     def resync(self) -> None:
         self._next = None

@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
-from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3Exception
+from web3.exceptions import ContractLogicError
 
 from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.journal import ActionKey, Journal
@@ -32,14 +31,14 @@ from keeper.execution.signer import Signer
 from keeper.execution.tx import TxRequest, TxResult
 from keeper.settings import ExecutionSettings
 from keeper.sources.abi import fn
-from keeper.sources.chain import Chain, Head, revert_text
+from keeper.sources.chain import Chain, Head
+from keeper.sources.failures import SendOutcome, revert_text
 
 log = logging.getLogger("keeper.execution")
 GWEI = 10**9
 DRY_RUN_NOTE = "dry-run: simulated, not sent"
 NOT_SIMULATED = "dry-run: not simulated"
 """The note's prefix of an action a dry-run could not simulate (counted as such, never as simulated)."""
-ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 
 
 class Sender:
@@ -69,6 +68,8 @@ class Sender:
         self._polled: tuple[float, Head, int] | None = None
         self._slots: dict[str, int | None] = {}
         """Token -> the storage slot of its allowance mapping (dry-run overrides), once probed."""
+        self._tracking: set[str] = set()
+        """Hashes a live tracker is following (`reconcile` leaves them to it)."""
         self.accepted: list[tuple[str, float]] = []
         """(hash, perf_counter) of the latest transactions a node accepted (benchmarks, metrics)."""
 
@@ -87,17 +88,25 @@ class Sender:
         budget or the hourly action count (both from the journal, so they hold across restarts)."""
         if why := self.kill_switch():
             raise SkipAction(f"not sending: {why} (monitoring continues)")
-        spent, count = self._spent_and_sent()
-        if why := self._over_cap(worst_cost_wei, spent, count):
+        spent, count, flying = self._spent_and_sent()
+        if why := self._over_cap(worst_cost_wei, spent, count, flying):
             raise SkipAction(why)
 
-    def _spent_and_sent(self) -> tuple[int, int]:
-        """Gas spent (or in flight, worst case) in the last 24 h, and actions sent in the last hour."""
-        return self.journal.gas_spent_since(time.time() - 86_400), self.journal.actions_sent_since(time.time() - 3_600)
+    def _spent_and_sent(self) -> tuple[int, int, int]:
+        """Gas spent (or in flight, worst case) in the last 24 h, actions sent in the last hour,
+        and transactions in flight."""
+        return (
+            self.journal.gas_spent_since(time.time() - 86_400),
+            self.journal.actions_sent_since(time.time() - 3_600),
+            len(self.journal.pending_txs()),
+        )
 
-    def _over_cap(self, worst_cost_wei: int, spent: int, count: int) -> str | None:
-        """Why one more transaction (worst case `worst_cost_wei`) breaks the daily gas budget or
-        the hourly action count, given what was spent and sent; None when it does not."""
+    def _over_cap(self, worst_cost_wei: int, spent: int, count: int, flying: int = 0) -> str | None:
+        """Why one more transaction (worst case `worst_cost_wei`) breaks the daily gas budget,
+        the hourly action count or the in-flight limit, given what was spent, sent and is in
+        flight; None when it does not."""
+        if flying >= self.settings.max_in_flight:
+            return f"max_in_flight: {flying} transactions in flight (limit {self.settings.max_in_flight})"
         if spent + worst_cost_wei > int(self.settings.max_gas_spend_native_per_day * 10**18):
             return (
                 f"daily gas budget: {spent / 1e18:.5f} spent or in flight + {worst_cost_wei / 1e18:.5f} > "
@@ -245,35 +254,40 @@ class Sender:
     ) -> None:
         """Send a journaled transaction. ExecutionError when the node refuses it (it is then
         marked dropped); an unacknowledged send counts as out (tracking settles it)."""
-        error: BaseException | None = None
+        sent = await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
+        self._sent(tx, tx_hash, role, key, sent, resync=resync)
+
+    async def _own_nonce(self, tx_hash: str, sent: SendOutcome) -> SendOutcome:
+        """'Nonce too low' for a transaction that is itself mined (a retried send whose first
+        attempt got through before the connection dropped) is no refusal; when the receipt
+        cannot be read it is left to tracking, like a send that got no answer."""
+        if sent.kind != "nonce_too_low":
+            return sent
         try:
-            await self.chain.send_raw(raw)
-        except (TimeoutError, Web3Exception, OSError, ValueError) as exc:
-            error = exc
-        self._sent(tx, tx_hash, role, key, error, resync=resync)
+            receipt = await self.chain.receipt(tx_hash, strict=True)
+        except TransientError as exc:
+            return SendOutcome("lost", f"nonce too low, and the receipt could not be read: {exc}")
+        return SendOutcome("already_known", "mined already") if receipt is not None else sent
 
     def _sent(
-        self, tx: TxRequest, tx_hash: str, role: str, key: ActionKey | None, exc: BaseException | None, *, resync: bool
+        self, tx: TxRequest, tx_hash: str, role: str, key: ActionKey | None, sent: SendOutcome, *, resync: bool
     ) -> None:
         """Journal what a node said to a transaction: accepted (or already known) means sent; a
         lost connection means maybe sent (tracking settles it); a refusal raises ExecutionError
         (the transaction is dropped)."""
-        if exc is not None:
-            if isinstance(exc, OSError | asyncio.TimeoutError | ProviderConnectionError):
-                # the send may or may not have reached a node: treat it as out; tracking finds the
-                # receipt, or re-sends the same nonce with bumped fees after replace_after_blocks
-                log.warning("%s: sending %s was not acknowledged (%s); tracking it", tx.description, tx_hash, exc)
-            elif not ALREADY_KNOWN.search(str(exc)):
-                self.journal.set_tx(tx_hash, "dropped")
-                if key is not None and role == "action":
-                    self.journal.set_action(key, "dropped", str(exc))
-                if role in ("replacement", "cancel"):
-                    raise exc  # the caller decides (e.g. nonce too low: an earlier version was mined)
-                if resync:  # (a burst settles its own nonces)
-                    self.nonces.resync()
-                raise ExecutionError(f"sending {tx.description} failed: {exc}") from exc
-            else:
-                log.info("%s: the node already knows %s (a retried send): it is out", tx.description, tx_hash)
+        if sent.kind == "lost":
+            # the send may or may not have reached a node: treat it as out; tracking finds the
+            # receipt, or re-sends the same nonce with bumped fees after replace_after_blocks
+            log.warning("%s: sending %s was not acknowledged (%s); tracking it", tx.description, tx_hash, sent.detail)
+        elif sent.refused:
+            self.journal.set_tx(tx_hash, "dropped")
+            if key is not None and role == "action":
+                self.journal.set_action(key, "dropped", f"{sent.kind}: {sent.detail}")
+            if resync and role not in ("replacement", "cancel"):  # (a burst settles its own nonces)
+                self.nonces.resync()
+            raise ExecutionError(f"sending {tx.description} was refused ({sent.kind}): {sent.detail}")
+        elif sent.kind == "already_known":
+            log.info("%s: the node already knows %s (%s): it is out", tx.description, tx_hash, sent.detail or "retried")
         self._polled = None
         self.accepted.append((tx_hash, time.perf_counter()))
         del self.accepted[:-1000]

@@ -109,5 +109,8 @@ def key_from_env(env: dict[str, str], errors: list[str]) -> tuple[SecretStr | No
     except (OSError, ValueError, KeyError, TypeError):
         errors.append(f"KEEPER_KEYSTORE: cannot decrypt {keystore} (wrong password or not a keystore)")
         return None, None
+    if len(key_bytes) != 32 or not _valid_key(bytes(key_bytes).hex()):
+        errors.append(f"KEEPER_KEYSTORE: {keystore} holds no valid key (not in 1 .. the curve order - 1)")
+        return None, None
     key = SecretStr("0x" + bytes(key_bytes).hex())
     return key, Signer(key).address

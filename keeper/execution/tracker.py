@@ -11,9 +11,11 @@ import logging
 import time
 from typing import Any
 
-from web3.exceptions import Web3Exception
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 
-from keeper.errors import ExecutionError, SkipAction
+from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.journal import ActionKey
 from keeper.execution.sending import DRY_RUN_NOTE, GWEI, Sender
 from keeper.execution.tx import TxRequest, TxResult
@@ -71,9 +73,6 @@ class Tracking(Sender):
         result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role, key)
         return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
 
-    async def _receipt(self, tx_hash: str) -> Any:
-        return await self.chain.receipt(tx_hash)
-
     async def _track(
         self,
         tx: TxRequest,
@@ -92,15 +91,37 @@ class Tracking(Sender):
         action is no longer needed (it would revert: someone else liquidated the account) the
         nonce is cancelled instead, with a 0-value transfer to the keeper itself."""
         versions = [first_hash]
+        self._tracking.add(first_hash)
+        try:
+            return await self._follow(tx, nonce, gas_limit, max_fee, tip, versions, role, key)
+        finally:
+            self._tracking.difference_update(versions)
+
+    async def _follow(
+        self,
+        tx: TxRequest,
+        nonce: int,
+        gas_limit: int,
+        max_fee: int,
+        tip: int,
+        versions: list[str],
+        role: str,
+        key: ActionKey | None,
+    ) -> TxResult:
         action_key = key if role == "action" else None
         cap = int(self.settings.max_fee_gwei * GWEI)
-        head, mined = await self._poll()
-        sent_at = head.number
         deadline = time.monotonic() + self.settings.receipt_timeout_s
+        head, mined = await self._poll_until(deadline, tx.description)
+        sent_at = head.number
         current, cancelled = tx, False
+        misses = 0  # polls that found the nonce used but no receipt for any version
         while True:
+            unknown = False
             for h in reversed(versions) if mined > nonce else ():
-                receipt = await self._receipt(h)
+                try:
+                    receipt = await self.chain.receipt(h, strict=True)
+                except TransientError:
+                    unknown, receipt = True, None
                 if receipt is not None:
                     for other in versions:
                         if other != h:
@@ -114,6 +135,13 @@ class Tracking(Sender):
                     if result.status != 1:
                         raise ExecutionError(f"{current.description} reverted on chain in {h}")
                     return result
+            misses = misses + 1 if mined > nonce and not unknown else 0
+            if misses >= 3:  # another transaction (not one of ours for this nonce) took it
+                for h in versions:
+                    self.journal.set_tx(h, "dropped")
+                if action_key is not None:
+                    self.journal.set_action(action_key, "dropped", f"nonce {nonce} used by another transaction")
+                raise ExecutionError(f"{tx.description}: its nonce {nonce} was used by another transaction")
             if time.monotonic() > deadline:
                 raise ExecutionError(
                     f"{tx.description}: no receipt for {', '.join(versions)} within {self.settings.receipt_timeout_s}s"
@@ -136,6 +164,10 @@ class Tracking(Sender):
                     if not cancelled:
                         try:
                             await self.simulate(tx)
+                        except TransientError as exc:
+                            log.info(
+                                "%s stuck, but it could not be re-simulated (%s): replacing it", tx.description, exc
+                            )
                         except SkipAction as why:
                             log.warning("%s no longer needed (%s): cancelling nonce %d", tx.description, why, nonce)
                             current = TxRequest(self.address, b"", f"cancel nonce {nonce} ({tx.description})")
@@ -145,16 +177,29 @@ class Tracking(Sender):
                         new_hash, raw = await self._sign(
                             current, nonce, gas_limit, bumped_fee, bumped_tip, new_role, key
                         )
-                        await self._broadcast(current, new_hash, raw, new_role, key)
                         versions.append(new_hash)
+                        self._tracking.add(new_hash)
+                        await self._broadcast(current, new_hash, raw, new_role, key)
                         max_fee, tip = bumped_fee, bumped_tip
                         log.warning(
                             "replaced stuck %s with %s at %.2f gwei", tx.description, new_hash, bumped_fee / GWEI
                         )
-                    except (Web3Exception, OSError, ValueError) as exc:
+                    except ExecutionError as exc:
                         log.info("replacement of nonce %d refused (%s): an earlier version may be mined", nonce, exc)
             await asyncio.sleep(self.settings.receipt_poll_s)
-            head, mined = await self._poll()
+            head, mined = await self._poll_until(deadline, tx.description)
+
+    async def _poll_until(self, deadline: float, what: str) -> tuple[Head, int]:
+        """`_poll`, retried while the node cannot answer; ExecutionError past the deadline (the
+        transaction stays in the journal as sent: `reconcile` settles it later)."""
+        while True:
+            try:
+                return await self._poll()
+            except TransientError as exc:
+                if time.monotonic() > deadline:
+                    raise ExecutionError(f"{what}: the chain could not be read to track it: {exc}") from exc
+                log.info("tracking %s: %s (retrying)", what, exc)
+                await asyncio.sleep(self.settings.receipt_poll_s)
 
     async def _poll(self) -> tuple[Head, int]:
         """The head and how many of the keeper's transactions it includes (its nonce there), read
@@ -184,55 +229,104 @@ class Tracking(Sender):
             self.journal.set_action(action_key, outcome)
         return result
 
-    async def _await_receipt(
-        self, tx_hash: str, description: str, max_fee: int, action_key: ActionKey | str | None = None
-    ) -> TxResult:
-        """The receipt (the same receipt path as tracking: polled), journaled (and, for an
-        action's own transaction, the action's outcome)."""
-        deadline = time.monotonic() + self.settings.receipt_timeout_s
-        while (receipt := await self._receipt(tx_hash)) is None:
-            if time.monotonic() > deadline:
-                raise ExecutionError(
-                    f"{description}: no receipt for {tx_hash} within {self.settings.receipt_timeout_s}s"
-                )
-            await asyncio.sleep(self.settings.receipt_poll_s)
-        result = self._settle(receipt, tx_hash, description, max_fee, action_key)
-        if result.status != 1:
-            raise ExecutionError(f"{description} reverted on chain in {tx_hash}")
+    async def recover(self) -> list[TxResult]:
+        """Settle what a previous run left in flight, all at once: every journaled transaction
+        that was signed (maybe sent) but has no outcome is rebroadcast in one batch (a node that
+        already has it, or has mined it, says so), then every nonce is tracked concurrently as
+        any other (replaced with bumped fees when stuck, cancelled when no longer needed, or
+        found dropped when another transaction took its nonce). What is still open after
+        `receipt_timeout_s` is left to `reconcile`. New transactions take nonces above these."""
+        rows = self.journal.pending_txs()
+        if not rows:
+            return []
+        sends = await self.chain.send_raw_batch([row.raw for row in rows])
+        if sends is None:
+            sends = list(await asyncio.gather(*(self.chain.send_raw(row.raw) for row in rows)))
+        for row, sent in zip(rows, sends, strict=True):
+            log.warning("recovered in-flight %s (%s): rebroadcast: %s", row.hash, row.description, sent.kind)
+        by_nonce: dict[int, list[Any]] = {}
+        for row in rows:
+            by_nonce.setdefault(row.nonce, []).append(row)
+        settled = await asyncio.gather(*(self._recover_nonce(group) for group in by_nonce.values()))
+        self.nonces.resync()
+        return [r for r in settled if r is not None]
+
+    async def _recover_nonce(self, group: list[Any]) -> TxResult | None:
+        """Track every version of one recovered nonce (the original, then replacements)."""
+        original = next((r for r in group if r.role not in ("replacement", "cancel")), group[0])
+        latest = max(group, key=lambda r: r.max_fee_wei)
+        decoded = TypedTransaction.from_bytes(HexBytes(latest.raw)).as_dict()
+        tx = TxRequest(
+            to_checksum_address(decoded["to"]), bytes(decoded["data"]), original.description, int(decoded["value"])
+        )
+        versions = [r.hash for r in sorted(group, key=lambda r: r.max_fee_wei)]
+        self._tracking.update(versions)
+        key = original.action_key
+        try:
+            result = await self._follow(
+                tx,
+                original.nonce,
+                int(decoded["gas"]),
+                int(decoded["maxFeePerGas"]),
+                int(decoded["maxPriorityFeePerGas"]),
+                versions,
+                original.role,
+                key,
+            )
+        except (ExecutionError, SkipAction) as exc:
+            log.warning("recovered %s did not succeed: %s", original.description, exc)
+            return None
+        finally:
+            self._tracking.difference_update(versions)
+        if key and original.role == "approval" and self.journal.action_state(key) == "decided":
+            # killed between the approval and the action's own transaction: decided afresh
+            self.journal.set_action(key, "interrupted")
         return result
 
-    async def recover(self) -> list[TxResult]:
-        """Settle what a previous run left in flight: each journaled transaction that was signed
-        (maybe sent) but has no outcome is rebroadcast (a node that already has it, or has mined
-        it, says so) and its receipt awaited; one whose nonce was taken by another transaction is
-        marked dropped. Runs before anything new is signed."""
-        results = []
-        for row in self.journal.pending_txs():
+    async def reconcile(self) -> int:
+        """One pass over the journal's open transactions that no tracker is following (a tracker
+        that timed out, a write that failed, a worker that stopped): each is settled from its
+        receipt, or marked dropped when its nonce went to another transaction. Returns how many
+        were settled."""
+        rows = [row for row in self.journal.pending_txs() if row.hash not in self._tracking]
+        if not rows:
+            return 0
+        settled = await asyncio.gather(*(self._settle_row(row, 0.0) for row in rows))
+        return sum(1 for row, r in zip(rows, settled, strict=True) if r is not None or self._closed(row.hash))
+
+    def _closed(self, tx_hash: str) -> bool:
+        return tx_hash not in {row.hash for row in self.journal.pending_txs()}
+
+    async def _settle_row(self, row: Any, wait_s: float) -> TxResult | None:
+        """Settle one journaled transaction from the chain, polling for up to `wait_s`: its
+        receipt (confirmed or failed, with its action), or dropped when its nonce is used by
+        another. None when it is not mined (or the node could not say) by then."""
+        deadline = time.monotonic() + wait_s
+        main = row.action_key if row.role == "action" else None
+        while True:
             try:
-                await self.chain.send_raw(row.raw)
-                log.warning("recovered in-flight transaction %s (%s): rebroadcast", row.hash, row.description)
-            except (Web3Exception, OSError, ValueError) as exc:
-                log.info("rebroadcast of %s: %s (already known or mined?)", row.hash, exc)
-            receipt = await self._receipt(row.hash)
-            if receipt is None:
-                node_nonce = await self.chain.nonce(self.address, "latest")
-                if node_nonce > row.nonce:  # the nonce went to another transaction: this one cannot land
-                    self.journal.set_tx(row.hash, "dropped")
-                    if row.action_key and row.role == "action":
-                        self.journal.set_action(row.action_key, "dropped")
-                    continue
-            main = row.action_key if row.role == "action" else None
-            try:
-                result = await self._await_receipt(row.hash, row.description, row.max_fee_wei, main)
-            except ExecutionError as exc:
-                log.warning("recovered transaction %s did not succeed: %s", row.hash, exc)
-                continue
-            if row.action_key and row.role == "approval" and self.journal.action_state(row.action_key) == "decided":
-                # killed between the approval and the action's own transaction: decided afresh
-                self.journal.set_action(row.action_key, "interrupted")
-            results.append(result)
-        self.nonces.resync()
-        return results
+                receipt = await self.chain.receipt(row.hash, strict=True)
+                if receipt is None and await self.chain.nonce(self.address, "latest") > row.nonce:
+                    receipt = await self.chain.receipt(row.hash, strict=True)  # mined in between?
+                    if receipt is None:  # the nonce went to another transaction: this one cannot land
+                        self.journal.set_tx(row.hash, "dropped")
+                        if main and self.journal.action_state(main) in ("signed", "sent"):
+                            self.journal.set_action(main, "dropped")
+                        return None
+            except TransientError as exc:
+                log.info("settling %s: %s", row.hash, exc)
+                receipt = None
+            if receipt is not None:
+                return self._settled_row(row, receipt, main)
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(self.settings.receipt_poll_s)
+
+    def _settled_row(self, row: Any, receipt: Any, main: str | None) -> TxResult:
+        result = self._settle(receipt, row.hash, row.description, row.max_fee_wei, main)
+        if result.status != 1:
+            log.warning("journaled transaction %s (%s) reverted on chain", row.hash, row.description)
+        return result
 
 
 def _hex(value: Any) -> str:

@@ -211,6 +211,8 @@ class ExecutionSettings(Model):
     max_gas_spend_native_per_day: float = 0.5
     """Gas paid in 24 h (mined, plus the worst case of what is in flight), native coin."""
     max_actions_per_hour: int = 120
+    max_in_flight: int = 256
+    """Transactions the keeper may have signed but not mined at once (a new action waits for room)."""
     account_cooldown_s: float = 0.0
     """No new action on an account within this many seconds of the last one sent for it."""
     kill_switch_file: str = ""
@@ -245,6 +247,12 @@ class CoreSettings(Model):
     """Per request; with several endpoints a slower one is left for the next."""
     rpc_max_lag_blocks: int = 5
     """With several endpoints: one this many blocks behind the best is out of rotation."""
+    rpc_retry_budget_s: float = 8.0
+    """How long one read is retried (with backoff, on every endpoint) before it counts as failed;
+    keep it under the chain's block time."""
+    max_stall_s: float = 120.0
+    """Exit (code 3, one line saying why) when no block has been processed for this long; /healthz
+    answers 503 well before (`[ops] max_block_age_s`)."""
     checkpoint_every_blocks: int = 100
     """Save where discovery would resume (block, known accounts) this often."""
     reconcile_every_blocks: int = 300

@@ -7,7 +7,6 @@ when a node refuses it. Failures and garbage replies become `TransientError`.
 
 from __future__ import annotations
 
-import ast
 import logging
 import time
 from collections.abc import Sequence
@@ -16,50 +15,22 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
+from web3.exceptions import ContractLogicError, ProviderConnectionError, TransactionNotFound, Web3Exception
 
 from keeper.errors import FatalError, TransientError
-from keeper.sources.abi import DECODE_ERRORS, error_name, fn, reason_text
+from keeper.sources.abi import DECODE_ERRORS, fn
+from keeper.sources.failures import (
+    TRANSPORT,
+    ProviderConnectionErrors,
+    SendOutcome,
+    classified,
+    revert_text,
+    send_outcome,
+)
 
 log = logging.getLogger("keeper.chain")
 
 AGGREGATE3 = fn("Multicall3", "aggregate3")
-
-
-def is_revert(exc: BaseException) -> bool:
-    """True for a contract revert: web3's ContractLogicError, or eth-tester's TransactionFailed
-    (which the in-process provider raises as is)."""
-    return isinstance(exc, ContractLogicError) or type(exc).__name__ == "TransactionFailed"
-
-
-def revert_text(exc: BaseException) -> str:
-    """The revert reason: Aave's error code string, or the name of a custom error (Comet's)."""
-    for raw in (getattr(exc, "data", None), *getattr(exc, "args", ())):
-        if isinstance(raw, str):
-            raw = raw.removeprefix("execution reverted: ")
-        data = raw if isinstance(raw, bytes) else None
-        try:
-            if isinstance(raw, str) and raw.startswith("0x"):
-                data = bytes.fromhex(raw[2:])
-            elif isinstance(raw, str) and raw.startswith(("b'", 'b"')):  # eth-tester: repr of the bytes
-                data = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            data = None
-        if data is not None and (name := error_name(data)):
-            return name
-    msg = getattr(exc, "message", None) or str(exc)
-    text = str(msg).replace("execution reverted: ", "").replace("execution reverted", "").strip()
-    return reason_text(text) if text else "reverted"
-
-
-def _classified(exc: Exception, what: str) -> Exception:
-    """A call's failure as what the caller acts on: a revert (ContractLogicError with the named
-    reason), a TransientError (the node or the connection), or the exception itself (a bug)."""
-    if is_revert(exc):
-        return ContractLogicError(revert_text(exc))
-    if isinstance(exc, Web3Exception | OSError | ValueError | TypeError):
-        return TransientError(f"{what} failed: {exc}")
-    return exc
 
 
 @dataclass(frozen=True)
@@ -106,7 +77,7 @@ class Chain:
         self.requests += 1
         try:
             return int(await self.w3.eth.chain_id)
-        except (Web3Exception, OSError, ValueError) as exc:
+        except TRANSPORT as exc:
             raise TransientError(f"eth_chainId failed: {exc}") from exc
 
     def _blame(self, why: str) -> None:
@@ -121,7 +92,13 @@ class Chain:
         if probe is not None:  # several endpoints: every one must be on the expected chain
             self.requests += 2
             await probe(expected)
-        actual = await self.chain_id()
+        try:
+            actual = await self.chain_id()
+        except TransientError as exc:
+            why = getattr(self.w3.provider, "not_jsonrpc", lambda: "")()
+            if why:  # an HTTP server, but not a node's JSON-RPC: a wrong URL, not a passing fault
+                raise FatalError(f"the RPC URL does not answer JSON-RPC ({why}): check KEEPER_RPC_URL") from exc
+            raise
         if actual != expected:
             raise FatalError(
                 f"the RPC is on chain id {actual} but the configuration says {expected}: refusing to start"
@@ -141,7 +118,7 @@ class Chain:
                 hash=bytes(b["hash"]),
                 parent_hash=bytes(b.get("parentHash", b"")),
             )
-        except (Web3Exception, OSError, ValueError, KeyError, TypeError) as exc:
+        except TRANSPORT as exc:
             self._blame(str(exc))
             raise TransientError(f"eth_getBlockByNumber({block}) failed: {exc}") from exc
 
@@ -157,7 +134,7 @@ class Chain:
         try:
             return bytes(await self.w3.eth.call(tx, block))  # type: ignore[arg-type]
         except Exception as exc:  # classified: a revert, a transient failure, or re-raised
-            raise _classified(exc, f"eth_call to {to}") from exc
+            raise classified(exc, f"eth_call to {to}") from exc
 
     async def estimate(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
         """eth_call then eth_estimateGas from `sender` at the latest block: the gas estimate, or
@@ -169,44 +146,62 @@ class Chain:
         try:
             return int(await self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
         except Exception as exc:  # classified: a revert, a transient failure, or re-raised
-            raise _classified(exc, f"eth_estimateGas to {to}") from exc
+            raise classified(exc, f"eth_estimateGas to {to}") from exc
 
     async def block_number(self) -> int:
         """eth_blockNumber (the node's head, without the block itself)."""
         self.requests += 1
-        return int(await self.w3.eth.block_number)
+        try:
+            return int(await self.w3.eth.block_number)
+        except TRANSPORT as exc:
+            raise TransientError(f"eth_blockNumber failed: {exc}") from exc
+
+    async def code(self, address: str, block: int | str = "latest") -> bytes:
+        """The contract code at `address` (b'' when there is none)."""
+        self.requests += 1
+        try:
+            return bytes(await self.w3.eth.get_code(to_checksum_address(address), block))  # type: ignore[arg-type]
+        except TRANSPORT as exc:
+            raise TransientError(f"eth_getCode({address}) failed: {exc}") from exc
 
     async def nonce(self, address: str, block: int | str = "latest") -> int:
         """The account's transaction count at `block` ('pending': including the node's mempool)."""
         self.requests += 1
         try:
             return int(await self.w3.eth.get_transaction_count(to_checksum_address(address), block))  # type: ignore[arg-type]
-        except (Web3Exception, OSError, ValueError, TypeError) as exc:
+        except TRANSPORT as exc:
             self._blame(str(exc))
             raise TransientError(f"eth_getTransactionCount({block}) failed: {exc}") from exc
 
-    async def send_raw(self, raw: bytes) -> None:
-        """eth_sendRawTransaction; raises what the node or the connection said (the executor
-        classifies it: accepted, already known, refused, or not acknowledged)."""
+    async def send_raw(self, raw: bytes) -> SendOutcome:
+        """eth_sendRawTransaction, classified (never raises for the node or the connection)."""
         self.requests += 1
-        await self.w3.eth.send_raw_transaction(raw)
+        try:
+            await self.w3.eth.send_raw_transaction(raw)
+        except ProviderConnectionErrors as exc:
+            return send_outcome(exc)
+        except TRANSPORT as exc:  # the node's answer: a refusal
+            return send_outcome(getattr(exc, "message", None) or str(exc))
+        return SendOutcome("accepted")
 
-    async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
-        """The transaction's receipt, None while it is not mined (or the node could not say)."""
+    async def receipt(self, tx_hash: str, *, strict: bool = False) -> dict[str, Any] | None:
+        """The transaction's receipt, None while it is not mined. When the node cannot say: None,
+        or with `strict` a TransientError (a reconciliation must not take 'unknown' for 'not mined')."""
         self.requests += 1
         try:
             receipt = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
             return None
-        except (Web3Exception, OSError, ValueError) as exc:
+        except TRANSPORT as exc:
+            if strict:
+                raise TransientError(f"eth_getTransactionReceipt({tx_hash}) failed: {exc}") from exc
             log.info("receipt of %s: %s", tx_hash, exc)
             return None
         return dict(receipt) if receipt is not None else None
 
-    async def send_raw_batch(self, raws: Sequence[bytes]) -> list[BaseException | None] | None:
-        """Broadcast signed transactions in one JSON-RPC batch, in nonce order. Per transaction:
-        None (accepted) or the exception its refusal or a lost connection amounts to. None when
-        the provider cannot batch (the caller sends them one by one)."""
+    async def send_raw_batch(self, raws: Sequence[bytes]) -> list[SendOutcome] | None:
+        """Broadcast signed transactions in one JSON-RPC batch, in nonce order, each send
+        classified. None when the provider cannot batch (the caller sends them one by one)."""
         batch = getattr(self.w3.provider, "make_batch_request", None)
         if batch is None or not raws:
             return None
@@ -215,19 +210,19 @@ class Chain:
             replies = await batch([("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raws])
         except NotImplementedError:
             return None
-        except (Web3Exception, OSError, TimeoutError) as exc:
-            return [exc] * len(raws)  # not acknowledged: tracking settles each one
+        except TRANSPORT as exc:
+            return [send_outcome(ProviderConnectionError(str(exc)))] * len(raws)  # tracking settles each
         if not isinstance(replies, list) or len(replies) != len(raws):
             self._blame("eth_sendRawTransaction batch: not a batch reply")
-            return [OSError(f"unusable batch reply: {str(replies)[:120]}")] * len(raws)
-        out: list[BaseException | None] = []
+            return [SendOutcome("lost", f"unusable batch reply: {str(replies)[:120]}")] * len(raws)
+        out: list[SendOutcome] = []
         for r in replies:
             if isinstance(r, dict) and "result" in r:
-                out.append(None)
+                out.append(SendOutcome("accepted"))
             elif isinstance(r, dict) and isinstance(r.get("error"), dict):
-                out.append(ValueError(str(r["error"].get("message", r["error"]))))
+                out.append(send_outcome(str(r["error"].get("message", r["error"]))))
             else:
-                out.append(OSError(f"unusable reply: {str(r)[:120]}"))
+                out.append(SendOutcome("lost", f"unusable reply: {str(r)[:120]}"))
         return out
 
     async def call_with_state(self, sender: str, to: str, data: bytes, state: dict[str, Any]) -> bytes:
@@ -238,7 +233,7 @@ class Chain:
         call = {"from": sender.lower(), "to": to.lower(), "data": "0x" + data.hex()}
         try:
             reply = await self.w3.provider.make_request("eth_call", [call, "latest", state])
-        except (Web3Exception, OSError, ValueError, TypeError) as exc:  # TypeError: takes no override
+        except TRANSPORT as exc:  # TypeError: takes no override
             raise TransientError(f"eth_call with a state override failed: {exc}") from exc
         if isinstance(reply, dict) and isinstance(reply.get("result"), str):
             return bytes.fromhex(reply["result"].removeprefix("0x"))
@@ -266,7 +261,7 @@ class Chain:
                 "eth_simulateV1",
                 [{"blockStateCalls": [{"calls": calls}]}, "latest"],
             )
-        except (Web3Exception, OSError, ValueError) as exc:
+        except TRANSPORT as exc:
             raise TransientError(f"eth_simulateV1 failed: {exc}") from exc
         if not isinstance(reply, dict) or "result" not in reply:
             error = reply.get("error") if isinstance(reply, dict) else None
@@ -334,7 +329,7 @@ class Chain:
                 got = await self.w3.eth.get_logs(
                     {"address": where, "topics": topics, "fromBlock": start, "toBlock": end}
                 )
-            except (Web3Exception, OSError, ValueError) as exc:
+            except TRANSPORT as exc:
                 if end > start:
                     size = max(1, (end - start + 1) // 2)
                     log.info("eth_getLogs %d-%d refused (%s); retrying with %d blocks", start, end, exc, size)

@@ -2,10 +2,13 @@
 broadcast to every endpoint for signed transactions, and a refusal to go on when endpoints
 disagree on the chain or one falls too far behind.
 
-Endpoints are ranked by recent failures, then by latency; a failing endpoint backs off
-(exponentially, up to a minute) and is tried again later. A request that fails on one endpoint
-(connection error, timeout, a reply that is not JSON-RPC) goes to the next; JSON-RPC error
-replies (a revert, a refused log range) are answers and are returned as they are.
+Used for one HTTP endpoint too: it is where failures are classified and retried. Endpoints are
+ranked by recent failures, then by latency; a failing endpoint backs off (exponentially, up to
+a minute) and is tried again later. A request that fails on one endpoint (connection error,
+timeout, HTTP 429, a reply that is not JSON-RPC, or a node-specific error reply such as -32000
+'header not found') goes to the next, in rounds with a growing pause, for at most the retry
+budget; JSON-RPC error replies that answer the request (a revert, a refused log range, a nonce
+too low) are returned as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from web3.providers.async_base import AsyncBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from keeper.errors import FatalError
+from keeper.sources.failures import node_specific
 
 log = logging.getLogger("keeper.rpc")
 ENDPOINT_FAILURES: tuple[type[Exception], ...] = (
@@ -36,6 +40,14 @@ ENDPOINT_FAILURES: tuple[type[Exception], ...] = (
 )
 """What one endpoint's failure can look like (connection, timeout, a body that is not JSON-RPC)."""
 BROADCAST = ("eth_sendRawTransaction",)
+
+
+def _not_jsonrpc(exc: BaseException) -> bool:
+    """An HTTP answer that no JSON-RPC node gives: a client error status (not 408/429), 501, or a
+    body that does not parse (a page, not JSON)."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status == 501 or (400 <= exc.status < 500 and exc.status not in (408, 429))
+    return isinstance(exc, ValueError | aiohttp.ContentTypeError)
 
 
 def redact(url: str) -> str:
@@ -56,13 +68,16 @@ class Endpoint:
     """Why the endpoint is out of rotation (behind the others), or ''."""
     requests: int = field(default=0)
     errors: int = field(default=0)
+    not_jsonrpc: int = 0
+    """Replies in a row that were HTTP but not JSON-RPC (an HTML page, a 404): a wrong URL."""
+    not_jsonrpc_detail: str = ""
 
     @property
     def name(self) -> str:
         return redact(self.url)
 
     def ok(self, latency_s: float) -> None:
-        self.failures = 0
+        self.failures = self.not_jsonrpc = 0
         self.latency_s = latency_s if not self.latency_s else 0.8 * self.latency_s + 0.2 * latency_s
 
     def fail(self) -> None:
@@ -73,13 +88,26 @@ class Endpoint:
 
 class FailoverProvider(AsyncBaseProvider):
     def __init__(
-        self, urls: list[str], *, timeout_s: float = 10.0, max_lag_blocks: int = 5, probe_every_s: float = 30.0
+        self,
+        urls: list[str],
+        *,
+        timeout_s: float = 10.0,
+        max_lag_blocks: int = 5,
+        probe_every_s: float = 30.0,
+        retry_budget_s: float = 8.0,
     ):
         super().__init__()
         if not urls:
             raise ValueError("no RPC endpoint")
-        self.endpoints = [Endpoint(u, AsyncHTTPProvider(u, request_kwargs={"timeout": timeout_s})) for u in urls]
+        self.endpoints = [
+            Endpoint(u, AsyncHTTPProvider(u, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None))
+            for u in urls
+        ]
         self.timeout_s = timeout_s
+        self.retry_budget_s = retry_budget_s
+        """How long one read may be retried (backoff, every endpoint) before it is a failure."""
+        self.exhausted = 0
+        """Requests that failed on every endpoint for the whole retry budget (metrics)."""
         self.max_lag_blocks = max_lag_blocks
         self.probe_every_s = probe_every_s
         self._probed_at = 0.0
@@ -98,21 +126,39 @@ class FailoverProvider(AsyncBaseProvider):
             await self.probe()
         if method in BROADCAST:
             return await self._broadcast(method, params)
-        errors = []
-        for attempt in range(2):
+        errors: list[str] = []
+        deadline = time.monotonic() + self.retry_budget_s
+        for attempt in range(1_000):
             for e in self._ranked():
                 response = await self._one(e, method, params)
                 if isinstance(response, str):
                     errors.append(f"{e.name}: {response}")
                     continue
+                if attempt or len(errors):
+                    log.debug("%s answered after %d failed attempt(s)", method, len(errors))
                 return response
-            if attempt == 0:
-                await asyncio.sleep(0.2)
-        raise ProviderConnectionError(f"{method}: every endpoint failed: {'; '.join(errors[-len(self.endpoints) :])}")
+            if not await self._pause(attempt, deadline):
+                break
+        self.exhausted += 1
+        raise ProviderConnectionError(
+            f"{method}: every endpoint failed for {self.retry_budget_s:g} s "
+            f"({len(errors)} attempts; last: {'; '.join(errors[-len(self.endpoints) :])})"
+        )
+
+    async def _pause(self, attempt: int, deadline: float) -> bool:
+        """Back off before the next round of attempts (0.1 s doubling, up to 2 s); False when
+        the retry budget does not leave room for another round."""
+        wait = min(2.0, 0.1 * 2**attempt)
+        if time.monotonic() + wait >= deadline:
+            return False
+        await asyncio.sleep(wait)
+        return True
 
     async def make_batch_request(self, requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse]:
         """A JSON-RPC batch of signed transactions (a burst), broadcast like one: every endpoint
-        gets the batch; per transaction the first acceptance wins, else the first refusal."""
+        gets the batch; per transaction the first acceptance wins, else the first refusal. Sending
+        the same signed transactions again is harmless (a node says 'already known'), so a batch
+        no endpoint answered in full is sent again within the retry budget."""
         if any(method not in BROADCAST for method, _ in requests):
             raise ValueError("only eth_sendRawTransaction batches go through the failover provider")
         endpoints = [e for e in self.endpoints if not e.excluded]
@@ -127,13 +173,18 @@ class FailoverProvider(AsyncBaseProvider):
                 return f"{type(exc).__name__}: {exc}"[:200]
             if not isinstance(reply, list) or len(reply) != len(requests):
                 e.fail()
-                return f"not a JSON-RPC batch reply: {str(reply)[:80]}"
+                return f"not a full JSON-RPC batch reply: {str(reply)[:80]}"
             e.ok(time.monotonic() - start)
             return reply
 
-        replies = [r for r in await asyncio.gather(*(one(e) for e in endpoints)) if isinstance(r, list)]
+        deadline = time.monotonic() + self.retry_budget_s
+        replies: list[list[Any]] = []
+        for attempt in range(1_000):
+            replies = [r for r in await asyncio.gather(*(one(e) for e in endpoints)) if isinstance(r, list)]
+            if replies or not await self._pause(attempt, deadline):
+                break
         if not replies:
-            raise ProviderConnectionError("batch of signed transactions: no endpoint reachable")
+            raise ProviderConnectionError("batch of signed transactions: no endpoint answered in full")
         out: list[Any] = []
         for k in range(len(requests)):
             items = [r[k] for r in replies if isinstance(r[k], dict)]
@@ -158,12 +209,26 @@ class FailoverProvider(AsyncBaseProvider):
             response = await asyncio.wait_for(e.provider.make_request(method, params), self.timeout_s)
         except ENDPOINT_FAILURES as exc:  # connection errors, timeouts, undecodable bodies: try another
             e.fail()
-            return f"{type(exc).__name__}: {exc}"[:200]
+            why = f"{type(exc).__name__}: {exc}"[:200]
+            if _not_jsonrpc(exc):
+                e.not_jsonrpc, e.not_jsonrpc_detail = e.not_jsonrpc + 1, why
+            return why
         if not isinstance(response, dict) or ("result" not in response and "error" not in response):
             e.fail()
-            return f"not a JSON-RPC reply: {str(response)[:80]}"
+            e.not_jsonrpc, e.not_jsonrpc_detail = e.not_jsonrpc + 1, f"not a JSON-RPC reply: {str(response)[:80]}"
+            return e.not_jsonrpc_detail
+        if why := node_specific(response):
+            e.fail()  # this node cannot answer now (behind the head, rate limited): another one may
+            return why
         e.ok(time.monotonic() - start)
         return response
+
+    def not_jsonrpc(self) -> str:
+        """When every endpoint keeps answering HTTP that is not JSON-RPC (3 replies in a row, none
+        good in between): which, and what they said ('' otherwise)."""
+        if all(e.not_jsonrpc >= 3 for e in self.endpoints):
+            return "; ".join(f"{e.name}: {e.not_jsonrpc_detail}" for e in self.endpoints)
+        return ""
 
     def penalize_last(self, why: str) -> None:
         """The caller could not use the last reply (garbage that looked like JSON-RPC)."""
@@ -174,7 +239,11 @@ class FailoverProvider(AsyncBaseProvider):
     async def _broadcast(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         """A signed transaction goes to every endpoint; the first acceptance wins. 'Already known'
         style errors from the others are expected (they heard it from their peers)."""
-        replies = await asyncio.gather(*(self._one(e, method, params) for e in self.endpoints if not e.excluded))
+        deadline = time.monotonic() + self.retry_budget_s
+        for attempt in range(1_000):  # the same signed bytes again are harmless ('already known')
+            replies = await asyncio.gather(*(self._one(e, method, params) for e in self.endpoints if not e.excluded))
+            if any(isinstance(r, dict) for r in replies) or not await self._pause(attempt, deadline):
+                break
         good = [r for r in replies if isinstance(r, dict) and "result" in r]
         if good:
             return good[0]

@@ -6,7 +6,7 @@ app logs them. Same inputs, same plan.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +113,7 @@ def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, sett
             ps = sizing_settings(ps, trig)
     actions = market.protect(pos, out.wallet, ps)
     if not actions:
+        _unfunded(market, pos, account, ps, out)
         return
     first = actions[0]
     if ps.mode == "alert":  # never act: the static trigger (markets without the predictive one) only alerts
@@ -149,6 +150,43 @@ def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, sett
     for action in actions:
         _spend(out.wallet, action)
     out.actions += actions
+
+
+class _Plenty(Mapping[str, int]):
+    """A wallet holding plenty of every token: what the levers would do if funds were no limit."""
+
+    def __getitem__(self, token: str) -> int:
+        return 10**40
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def get(self, token: str, default: Any = None) -> int:
+        return 10**40
+
+
+def _unfunded(market: MarketAdapter, pos: Any, account: str, ps: Any, out: Plan) -> None:
+    """A protected position that needs protection the wallet cannot fund: the levers, given
+    plenty, would act. ALERT 'cannot protect', naming what it would take."""
+    wanted = market.protect(pos, _Plenty(), ps)
+    if not wanted:
+        return  # healthy, or nothing any wallet could do (the market refuses every lever)
+    first = wanted[0]
+    need = ", ".join(f"{amount} of {token}" for token, amount in first.spends) or type(first).__name__
+    out.alerts.append(
+        Alert(
+            f"ALERT: cannot protect {account}: health {first.health_before:.4f} is below the trigger "
+            f"{ps.trigger_hf:.3f} and the wallet holds nothing a lever can use (it would take {need}: "
+            f"{type(first).__name__} to {first.health_after:.4f})",
+            "cannot protect",
+            account,
+        )
+    )
+    out.decisions.append(Decision("skip-protect", account, {"reason": "cannot protect: wallet lacks funds",
+                                                            "would_take": fields_of(first)}))  # fmt: skip
 
 
 def _exposure(

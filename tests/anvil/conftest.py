@@ -2,17 +2,14 @@
 
 import asyncio
 import contextlib
-import json
 import os
-import random
 import shutil
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from keeper.devtools.anvil import free_port, start_anvil
+from keeper.devtools.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 # anvil's well-known dev accounts (public test keys of its default mnemonic)
@@ -23,7 +20,7 @@ DEV_KEYS = {
 __all__ = [
     "DEV_KEYS",
     "ROOT",
-    "FaultyProxy",
+    "FaultProxy",
     "beside",
     "free_port",
     "liquidations_per_user",
@@ -98,104 +95,6 @@ async def liquidations_per_user(w3, pool: str) -> dict[str, int]:
         user = AsyncWeb3.to_checksum_address(bytes(entry["topics"][3])[-20:])
         counts[user] = counts.get(user, 0) + 1
     return counts
-
-
-class FaultyProxy:
-    """A JSON-RPC proxy (aiohttp, loopback) in front of anvil that drops, delays past the
-    timeout, errors or garbles a share `rate` of requests; can lie about the chain id, and can
-    refuse chosen eth_sendRawTransaction calls (by their order, from 0) as a node would."""
-
-    def __init__(
-        self,
-        upstream: str,
-        rng: random.Random,
-        rate: float,
-        *,
-        chain_id_hex: str | None = None,
-        refuse_sends: frozenset[int] = frozenset(),
-        missing_methods: frozenset[str] = frozenset(),
-    ):
-        self.upstream, self.rng, self.rate = upstream, rng, rate
-        self.missing_methods = missing_methods
-        """JSON-RPC methods answered 'method not found', as a node without them would."""
-        self.chain_id_hex = chain_id_hex
-        self.refuse_sends, self.sends = refuse_sends, 0
-        self.faults = {"drop": 0, "delay": 0, "error": 0, "garble": 0, "ok": 0}
-        self.session: aiohttp.ClientSession | None = None
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        if self.chain_id_hex and b'"eth_chainId"' in body:
-            rid = (await request.json())["id"]
-            return web.json_response({"jsonrpc": "2.0", "id": rid, "result": self.chain_id_hex})
-        for method in self.missing_methods:
-            if f'"{method}"'.encode() in body:
-                rid = (await request.json())["id"]
-                err = {"code": -32601, "message": f"the method {method} does not exist/is not available"}
-                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
-        if b'"eth_sendRawTransaction"' in body and self.refuse_sends:
-            return await self._sends(json.loads(body))
-        r = self.rng.random()
-        if r < self.rate:
-            kind = self.rng.choice(["drop", "delay", "error", "garble"])
-            self.faults[kind] += 1
-            if kind == "drop":
-                assert request.transport is not None
-                request.transport.close()
-                return web.Response(status=502)
-            if kind == "delay":
-                await asyncio.sleep(1.5)  # past the client's 1 s timeout
-            elif kind == "error":
-                rid = (await request.json())["id"]
-                err = {"code": -32603, "message": "internal error (injected)"}
-                return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
-            else:
-                return web.Response(text='{"jsonrpc": "2.0", "id": 1, "resu', content_type="application/json")
-        else:
-            self.faults["ok"] += 1
-        assert self.session is not None
-        async with self.session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as up:
-            return web.Response(body=await up.read(), content_type="application/json")
-
-    async def _sends(self, payload: dict | list) -> web.StreamResponse:
-        """Forward signed transactions (alone or in a batch) except the ones to refuse, which get
-        the error a node gives."""
-        items = payload if isinstance(payload, list) else [payload]
-        refused, forward = [], []
-        for item in items:
-            if item.get("method") == "eth_sendRawTransaction":
-                self.sends += 1
-                if self.sends - 1 in self.refuse_sends:
-                    err = {"code": -32000, "message": "transaction underpriced (injected refusal)"}
-                    refused.append({"jsonrpc": "2.0", "id": item["id"], "error": err})
-                    continue
-            forward.append(item)
-        replies = []
-        if forward:
-            assert self.session is not None
-            async with self.session.post(
-                self.upstream, json=forward if isinstance(payload, list) else forward[0]
-            ) as up:
-                got = await up.json()
-            replies = got if isinstance(got, list) else [got]
-        by_id = {r["id"]: r for r in replies + refused}
-        out = [by_id[item["id"]] for item in items]
-        return web.json_response(out if isinstance(payload, list) else out[0])
-
-    async def start(self) -> tuple[web.AppRunner, str]:
-        self.session = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_post("/", self.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return runner, f"http://127.0.0.1:{port}/"
-
-    async def stop(self, runner: web.AppRunner) -> None:
-        await runner.cleanup()
-        if self.session:
-            await self.session.close()
 
 
 def require_real_bytecode(missing: str | None, what: str) -> None:

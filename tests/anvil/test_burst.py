@@ -18,7 +18,7 @@ from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
 from keeper.execution.signer import Signer
 from keeper.sources.chain import Chain
-from tests.anvil.conftest import DEV_KEYS, FaultyProxy, liquidations_per_user, seed_liquidatable
+from tests.anvil.conftest import DEV_KEYS, FaultProxy, liquidations_per_user, seed_liquidatable
 
 E6 = 10**6
 USERS = 12
@@ -74,8 +74,8 @@ async def test_a_blocks_liquidations_go_out_in_one_burst(anvil, tmp_path):
 
 
 async def test_a_refused_send_leaves_no_gap(anvil, tmp_path):
-    proxy = FaultyProxy(anvil, random.Random(1), 0.0, refuse_sends=frozenset({4}))
-    runner, url = await proxy.start()
+    proxy = FaultProxy(anvil, random.Random(1), 0.0, refuse_sends=frozenset({4}))
+    url = await proxy.start()
     try:
         w3, dep, users, keeper = await setup(anvil, url, tmp_path)
         report = await keeper.step()
@@ -97,4 +97,4 @@ async def test_a_refused_send_leaves_no_gap(anvil, tmp_path):
         await asyncio.wait_for(keeper.drain(), timeout=30)
         assert await liquidations_per_user(w3, dep.pool) == {u: 1 for u in users}
     finally:
-        await proxy.stop(runner)
+        await proxy.stop()

@@ -120,4 +120,4 @@ async def test_wrong_chain_id_exits_3(anvil):
         env={"KEEPER_RPC_URL": anvil, "KEEPER_CHAIN_ID": "1", "KEEPER_ADDRESS": Account.from_key(DEV_KEYS[9]).address},
     )
     assert r.returncode == 3
-    assert "chain id 31337 but the configuration says 1" in r.stderr
+    assert "is on chain id 31337, not 1: refusing to start" in r.stderr

@@ -85,10 +85,10 @@ async def test_without_eth_simulate_the_allowance_is_overridden_in_an_eth_call(a
     by eth_call with the token's allowance slot overridden (found by probing), and says so."""
     import random
 
-    from tests.anvil.conftest import FaultyProxy
+    from tests.anvil.conftest import FaultProxy
 
-    proxy = FaultyProxy(anvil, random.Random(1), 0.0, missing_methods=frozenset({"eth_simulateV1"}))
-    runner, url = await proxy.start()
+    proxy = FaultProxy(anvil, random.Random(1), 0.0, missing_methods=frozenset({"eth_simulateV1"}))
+    url = await proxy.start()
     try:
         w3 = AsyncWeb3(AsyncHTTPProvider(anvil))
         dc = DevChain(w3)
@@ -111,4 +111,4 @@ async def test_without_eth_simulate_the_allowance_is_overridden_in_an_eth_call(a
         await keeper.chain.close()
         await w3.provider.disconnect()
     finally:
-        await proxy.stop(runner)
+        await proxy.stop()

@@ -67,7 +67,7 @@ async def test_cli_on_garbage_rpc_prints_one_clear_line(garbage_rpc):
     stderr = err.decode()
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
-    assert "keeper: eth_getBlockByNumber(latest) failed" in stderr
+    assert "keeper: eth_getCode(" in stderr and "nope" in stderr  # the first read past the chain id
 
 
 async def test_get_logs_halves_a_refused_range():

@@ -23,7 +23,7 @@ from keeper.sources.chain import Chain
 from keeper.sources.rpc import FailoverProvider
 from tests.anvil.conftest import (
     DEV_KEYS,
-    FaultyProxy,
+    FaultProxy,
     beside,
     liquidations_per_user,
     mine_every,
@@ -66,18 +66,18 @@ def keeper_over(urls: list[str], dep, chain_id: int, tmp_path) -> Keeper:
 async def test_every_account_handled_through_faulty_endpoints(anvil, tmp_path):
     w3, dc, dep, users = await deploy(anvil)
     rng = random.Random(5)
-    proxies = [FaultyProxy(anvil, rng, 0.2), FaultyProxy(anvil, rng, 0.2)]
-    started = [await p.start() for p in proxies]
-    keeper = keeper_over([url for _, url in started], dep, await w3.eth.chain_id, tmp_path)
+    proxies = [FaultProxy(anvil, rng, 0.2), FaultProxy(anvil, rng, 0.2)]
+    urls = [await p.start() for p in proxies]
+    keeper = keeper_over(urls, dep, await w3.eth.chain_id, tmp_path)
 
     try:
         async with beside(mine_every(w3, 0.3)):
             await dc.set_price(dep, "WETH", 2_300.0)  # HF 0.92: each account fully liquidatable once
             await asyncio.wait_for(keeper.run(blocks=30), timeout=150)
     finally:
-        for p, (runner, _) in zip(proxies, started, strict=True):
-            await p.stop(runner)
-    injected = sum(sum(v for k, v in p.faults.items() if k != "ok") for p in proxies)
+        for p in proxies:
+            await p.stop()
+    injected = sum(p.injected for p in proxies)
     assert injected >= 20, [p.faults for p in proxies]
     per_user = await liquidations_per_user(w3, dep.pool)
     assert per_user == {u: 1 for u in users}, per_user
@@ -87,11 +87,11 @@ async def test_endpoints_on_different_chains_refuse_to_start(anvil, tmp_path):
     w3 = AsyncWeb3(AsyncHTTPProvider(anvil))
     dc = DevChain(w3)
     dep = await dc.deploy_market((await w3.eth.accounts)[0])
-    liar = FaultyProxy(anvil, random.Random(1), 0.0, chain_id_hex="0x1")
-    runner, url = await liar.start()
+    liar = FaultProxy(anvil, random.Random(1), 0.0, chain_id_hex="0x1")
+    url = await liar.start()
     try:
         keeper = keeper_over([anvil, url], dep, await w3.eth.chain_id, tmp_path)
         with pytest.raises(FatalError, match="is on chain id 1, not 31337"):
             await keeper.start()
     finally:
-        await liar.stop(runner)
+        await liar.stop()

@@ -13,7 +13,7 @@ from keeper.protocols.aave_v3.engine import ENGINE
 from keeper.protocols.aave_v3.liquidation import liquidation_quote, max_liquidatable_debt
 from keeper.protocols.aave_v3.math import Market, Position, account_data
 from keeper.protocols.aave_v3.versions import BY_REVISION, version_of
-from keeper.sources.chain import revert_text
+from keeper.sources.failures import revert_text
 from tests.unit.test_aave_math import market, position
 
 

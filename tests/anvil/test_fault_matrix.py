@@ -1,0 +1,25 @@
+"""The fault matrix: a crash with Aave and Comet accounts to liquidate and positions to protect on
+both, the keeper reaching anvil through fault proxies (every kind of fault, mixed) at 10%, 20%
+and 40% of requests from start-up on, over one endpoint and over two. Every position is handled
+within BOUND blocks of the crash (1 s blocks), with no transaction reverted, no position acted on
+twice, and nothing left in flight in the journal. About 15 s per case."""
+
+import pytest
+
+from benchmarks.faults import Case, run_case
+
+BOUND = 25
+"""Blocks after the crash within which everything must be handled (0% faults: 1-2 blocks)."""
+
+
+@pytest.mark.parametrize("endpoints", [1, 2])
+@pytest.mark.parametrize("rate", [0.1, 0.2, 0.4])
+async def test_every_position_handled_through_faults(anvil, tmp_path, rate, endpoints):
+    result = await run_case(Case(rate, endpoints, aave=8, comet=3, protected=2, seed=11, max_blocks=BOUND), tmp_path)
+    print(f"{rate:.0%} x {endpoints}: {result.blocks} blocks, {result.seconds:.1f} s, {result.faults} faults")
+    assert result.handled, result.missing
+    assert result.blocks <= BOUND
+    assert result.faults > 0
+    assert result.reverts == 0
+    assert result.duplicates == 0
+    assert result.left_in_flight == 0
