@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import random
 import tempfile
 import time
@@ -257,7 +258,9 @@ def main() -> None:
     ap.add_argument("--rates", default="0,0.1,0.2,0.4")
     ap.add_argument("--endpoints", default="1,2")
     ap.add_argument("--block-time", type=float, default=1.0)
+    ap.add_argument("--verbose", action="store_true", help="show the keeper's warnings (retries, failed blocks)")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.CRITICAL, format="%(message)s")
     rates = [float(r) for r in args.rates.split(",")]
     cases = [
         Case(rate, n, args.aave, args.comet, args.protected, block_time_s=args.block_time)

@@ -14,8 +14,8 @@ from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
 from keeper.execution.signer import Signer
 from keeper.sources.chain import Chain
-from tests.anvil.test_burst import USERS, accepted, setup
 from tests.anvil.conftest import liquidations_per_user
+from tests.anvil.test_burst import USERS, accepted, setup
 
 
 async def test_a_restart_rebroadcasts_every_in_flight_transaction_at_once_and_watches_meanwhile(anvil, tmp_path):

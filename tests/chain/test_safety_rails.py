@@ -113,3 +113,14 @@ async def test_discovery_resumes_from_its_checkpoint(env, tmp_path, caplog):
     assert all(lo == saved[0] + 1 for lo, _ in scanned), scanned  # only the blocks since the checkpoint
     assert victim in again.watches[0].book.positions  # known from the checkpoint, not from a rescan
     assert any("resuming discovery at block" in r.getMessage() for r in caplog.records)
+
+
+async def test_in_flight_limit(env):
+    await liquidatable(env, env.accounts[4], env.accounts[5])
+    keeper = env.keeper()
+    with_execution(keeper, max_in_flight=1)
+    await keeper.start()
+    report = await _mine_and_step(env, keeper)
+    first, second = report.outcomes
+    assert first.ok, first.error
+    assert "max_in_flight: 1 transactions in flight (limit 1)" in second.error and not second.sent
