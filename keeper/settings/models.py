@@ -250,7 +250,7 @@ class CoreSettings(Model):
     rpc_retry_budget_s: float = 8.0
     """How long one read is retried (with backoff, on every endpoint) before it counts as failed;
     keep it under the chain's block time."""
-    max_stall_s: float = 120.0
+    max_stall_s: float = 300.0
     """Exit (code 3, one line saying why) when no block has been processed for this long; /healthz
     answers 503 well before (`[ops] max_block_age_s`)."""
     checkpoint_every_blocks: int = 100
