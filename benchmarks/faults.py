@@ -10,7 +10,8 @@ positions per market the keeper protects (health 1.07 after the crash, trigger 1
 reaches anvil through one or two fault proxies (keeper.devtools.faultproxy: every kind of fault,
 mixed) at the given rate, from start-up on. Handled: every Aave account liquidated, every Comet
 account absorbed, every protected account at or above its trigger. Also counted: transactions that
-reverted on chain, positions acted on twice, and journal rows left in flight.
+reverted on chain, positions acted on twice, and journal rows left in flight once sending stops
+(the kill switch, after the last position is handled: the keeper goes on watching and tracking).
 """
 
 from __future__ import annotations
@@ -138,9 +139,11 @@ async def run_case(case: Case, tmp: Path) -> Result:
         proxies = [FaultProxy(url, rng, case.rate) for _ in range(case.endpoints)]
         urls = [await p.start() for p in proxies]
         settings = make_settings(dep, await w3.eth.chain_id, KEY, tuple(protected), perps=False)
+        kill = tmp / f"kill-{case.rate}-{case.endpoints}"
         execution = settings.execution.model_copy(
-            update={"max_actions_per_hour": 10_000, "max_gas_spend_native_per_day": 100, "receipt_poll_s": 0.25}
-        )
+            update={"max_actions_per_hour": 10_000, "max_gas_spend_native_per_day": 100, "receipt_poll_s": 0.25,
+                    "kill_switch_file": str(kill)}
+        )  # fmt: skip
         settings = settings.model_copy(update={"execution": execution, "poll_interval_s": 0.2, "max_stall_s": 90.0})
         provider = FailoverProvider(urls, timeout_s=2.0, max_lag_blocks=5, probe_every_s=5.0, retry_budget_s=6.0)
         chain = Chain(AsyncWeb3(provider), dep.multicall3)
@@ -169,7 +172,10 @@ async def run_case(case: Case, tmp: Path) -> Result:
             if out.blocks > case.max_blocks:
                 break
             await asyncio.sleep(0.25)
-        settle_by = time.monotonic() + 30  # the journal catches up with the chain (trackers, reconciliation)
+        # sending stops (the kill switch; the keeper goes on watching, buying nothing more): every
+        # journaled transaction must then settle from the chain (trackers, reconciliation)
+        kill.write_text("benchmark done")
+        settle_by = time.monotonic() + 60
         while _open_rows(journal) and time.monotonic() < settle_by:
             await asyncio.sleep(0.5)
         await asyncio.sleep(2 * case.block_time_s)  # late duplicates would show now

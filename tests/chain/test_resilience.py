@@ -9,7 +9,10 @@ import signal
 
 import pytest
 
+from keeper.app.metrics import metric_families
+from keeper.app.ops import OpsServer
 from keeper.app.report import check_protection, market_notes
+from keeper.settings import OpsSettings
 from keeper.protocols.aave_v3.actions import Liquidate
 from keeper.strategy.actions import Protect
 from tests.chain.test_keeper_chain import fund_keeper, open_position
@@ -67,6 +70,12 @@ async def test_an_unwritable_journal_sends_nothing_alerts_and_resumes_by_itself(
         _can_write(db, how)
     assert await _liquidations(env) == 0
     assert keeper.storage_fault
+    ok, problems, _ = await OpsServer(keeper, OpsSettings(max_block_age_s=1e9)).health()  # /healthz: 503
+    assert not ok and any(p.startswith("journal cannot be written (nothing is sent)") for p in problems), problems
+    families = metric_families(keeper, {"lag_blocks": 0, "last_block_age_s": 0}, None)
+    samples = {m.name: m.samples[0].value for m in families
+               if m.samples and not m.samples[0].labels}  # fmt: skip
+    assert samples["keeper_journal_writable"] == 0.0
     alerts = [r for r in caplog.records if "ALERT: the journal cannot be written" in r.getMessage()]
     assert len(alerts) == 1, [r.getMessage() for r in caplog.records]
     skipped = [
