@@ -1,8 +1,9 @@
 """The fault matrix: a crash with Aave and Comet accounts to liquidate and positions to protect on
 both, the keeper reaching anvil through fault proxies (every kind of fault, mixed) at 10%, 20%
 and 40% of requests from start-up on, over one endpoint and over two. Every position is handled
-within BOUND blocks of the crash (1 s blocks; measured 3 to 17, typically under 10), with no transaction reverted, no position acted on
-twice, and nothing left in flight in the journal. About 15 s per case."""
+within BOUND blocks of the crash (1 s blocks; measured 2 to 17, typically under 10), with no
+transaction reverted, no position acted on twice, and nothing left in flight in the journal once
+sending stops. About 20 s per case."""
 
 import pytest
 

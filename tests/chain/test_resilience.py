@@ -12,8 +12,8 @@ import pytest
 from keeper.app.metrics import metric_families
 from keeper.app.ops import OpsServer
 from keeper.app.report import check_protection, market_notes
-from keeper.settings import OpsSettings
 from keeper.protocols.aave_v3.actions import Liquidate
+from keeper.settings import OpsSettings
 from keeper.strategy.actions import Protect
 from tests.chain.test_keeper_chain import fund_keeper, open_position
 
