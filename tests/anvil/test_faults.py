@@ -70,8 +70,10 @@ async def test_kill_9_during_a_burst_loses_nothing_and_repeats_nothing(anvil, tm
                     assert proc.wait() == 0, log_file.read_text()[-3_000:]
             logs.append(log_file.read_text())
         assert kills_in_flight >= KILLS // 2  # most runs really were killed, not finished
-        recovered = sum("left in flight by a previous run" in text for text in logs)
-        print(f"{kills_in_flight} runs killed, {recovered} restarts settled a transaction left in flight")
+        # a restart that found a transaction in flight rebroadcasts it at once (recovery runs beside
+        # the loop, so the next kill may come before it is settled)
+        recovered = sum("recovered in-flight" in text for text in logs)
+        print(f"{kills_in_flight} runs killed, {recovered} restarts found a transaction in flight")
         assert recovered >= 1  # the crash window that matters was hit
 
     for text in logs:  # the keeper's own output never shows its key
