@@ -176,7 +176,7 @@ async def run_case(case: Case, tmp: Path) -> Result:
         # journaled transaction must then settle from the chain (trackers, reconciliation)
         kill.write_text("benchmark done")
         settle_by = time.monotonic() + 60
-        while _open_rows(journal) and time.monotonic() < settle_by:
+        while journal.pending_count() and time.monotonic() < settle_by:
             await asyncio.sleep(0.5)
         await asyncio.sleep(2 * case.block_time_s)  # late duplicates would show now
         liquidated = await _counts(w3, dep.pool, "LiquidationCall", 3, "AaveV3Pool")
@@ -202,10 +202,6 @@ async def run_case(case: Case, tmp: Path) -> Result:
         proc.terminate()
         proc.wait(timeout=10)
     return out
-
-
-def _open_rows(journal: Journal) -> int:
-    return int(journal.db.execute("SELECT COUNT(*) FROM txs WHERE state IN ('signed', 'sent')").fetchone()[0])
 
 
 async def _mine_every(w3: Any, seconds: float) -> None:

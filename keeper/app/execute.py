@@ -18,6 +18,7 @@ from keeper.execution.executor import Executor
 from keeper.execution.journal import ActionKey
 from keeper.execution.tx import Planned, TxRequest, TxResult
 from keeper.sources.chain import Chain, Head
+from keeper.sources.failures import UNFORESEEN
 from keeper.strategy.actions import Action, fields_of
 
 log = logging.getLogger("keeper")
@@ -168,7 +169,7 @@ class Execution(Recording):
         except FatalError as exc:
             self._worker_error = exc
             raise
-        except Exception as exc:  # a bug, or a failure nothing below classified
+        except UNFORESEEN as exc:  # a bug, or a failure nothing below classified
             self.internal_errors += 1
             log.exception("%s: executing %d action(s) failed; they are decided again next block", w.label, len(actions))
             outcomes = [self._interrupted(head, w, a, exc) for a in actions]

@@ -18,6 +18,7 @@ from keeper.execution.journal import Checkpoints
 from keeper.protocols.registry import PROTOCOLS
 from keeper.settings import Settings
 from keeper.sources.chain import Head
+from keeper.sources.failures import UNFORESEEN
 
 log = logging.getLogger("keeper")
 
@@ -142,7 +143,7 @@ class Startup(Execution):
                     log.warning("settled a transaction left in flight by %s: %s (%s)", why, r.tx_hash, r.description)
             except (TransientError, StorageError) as exc:
                 log.warning("recovery of in-flight transactions stopped (%s): reconciliation goes on", exc)
-            except Exception:  # a bug: logged, and reconciliation settles what is left
+            except UNFORESEEN:  # a bug: logged, and reconciliation settles what is left
                 log.exception("recovery of in-flight transactions failed: reconciliation goes on")
 
         self._recovery = asyncio.create_task(recover(), name="keeper-recovery")
@@ -161,7 +162,7 @@ class Startup(Execution):
                     log.warning("reconciled %d journaled transaction(s) no tracker was following", n)
             except (TransientError, StorageError) as exc:
                 log.info("journal reconciliation: %s (next block)", exc)
-            except Exception:  # a bug: logged; the loop goes on
+            except UNFORESEEN:  # a bug: logged; the loop goes on
                 log.exception("journal reconciliation failed")
 
         self._reconciling = asyncio.create_task(settle(), name="keeper-reconcile")

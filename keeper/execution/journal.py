@@ -291,6 +291,10 @@ class Journal:
             for r in rows
         ]
 
+    def pending_count(self) -> int:
+        """Transactions that are (or may be) in flight."""
+        return int(self.db.execute(f"SELECT COUNT(*) FROM txs WHERE state IN {PENDING}").fetchone()[0])
+
     def next_nonce(self) -> int | None:
         """One above the highest nonce held by a transaction that may still land (None: none)."""
         row = self.db.execute(f"SELECT MAX(nonce) FROM txs WHERE state IN {PENDING}").fetchone()

@@ -98,7 +98,7 @@ class Sender:
         return (
             self.journal.gas_spent_since(time.time() - 86_400),
             self.journal.actions_sent_since(time.time() - 3_600),
-            len(self.journal.pending_txs()),
+            self.journal.pending_count(),
         )
 
     def _over_cap(self, worst_cost_wei: int, spent: int, count: int, flying: int = 0) -> str | None:

@@ -80,114 +80,107 @@ class Tracking(Sender):
         gas_limit: int,
         max_fee: int,
         tip: int,
-        first_hash: str,
+        latest_hash: str,
         role: str,
         key: ActionKey | None,
+        *,
+        earlier: tuple[str, ...] = (),
     ) -> TxResult:
-        """Wait for one version of this nonce to be mined. A transaction not mined within
-        `replace_after_blocks` blocks (stuck under a base-fee spike, or dropped from the mempool)
-        is replaced with fees bumped by at least `fee_bump_pct` (the nodes' minimum) and at least
-        the current 2 x base fee + tip, never above `max_fee_gwei`; if re-simulation says the
-        action is no longer needed (it would revert: someone else liquidated the account) the
-        nonce is cancelled instead, with a 0-value transfer to the keeper itself."""
-        versions = [first_hash]
-        self._tracking.add(first_hash)
+        """Wait for one version of this nonce to be mined (`latest_hash`, or one of the `earlier`
+        versions a previous run sent). A transaction not mined within `replace_after_blocks`
+        blocks (stuck under a base-fee spike, or dropped from the mempool) is replaced with fees
+        bumped by at least `fee_bump_pct` (the nodes' minimum) and at least the current 2 x base
+        fee + tip, never above `max_fee_gwei`; if re-simulation says the action is no longer
+        needed (it would revert: someone else liquidated the account) the nonce is cancelled
+        instead, with a 0-value transfer to the keeper itself."""
+        versions = [*earlier, latest_hash]
+        self._tracking.update(versions)
         try:
-            return await self._follow(tx, nonce, gas_limit, max_fee, tip, versions, role, key)
+            action_key = key if role == "action" else None
+            cap = int(self.settings.max_fee_gwei * GWEI)
+            deadline = time.monotonic() + self.settings.receipt_timeout_s
+            head, mined = await self._poll_until(deadline, tx.description)
+            sent_at = head.number
+            current, cancelled = tx, False
+            misses = 0  # polls that found the nonce used but no receipt for any version
+            while True:
+                unknown = False
+                for h in reversed(versions) if mined > nonce else ():
+                    try:
+                        receipt = await self.chain.receipt(h, strict=True)
+                    except TransientError:
+                        unknown, receipt = True, None
+                    if receipt is not None:
+                        for other in versions:
+                            if other != h:
+                                self.journal.set_tx(other, "replaced")
+                        settle_key = None if cancelled else action_key
+                        result = self._settle(receipt, h, current.description, max_fee, settle_key)
+                        if cancelled:
+                            if action_key is not None:
+                                self.journal.set_action(action_key, "cancelled")
+                            raise SkipAction(f"{tx.description}: no longer needed, cancelled by {h}")
+                        if result.status != 1:
+                            raise ExecutionError(f"{current.description} reverted on chain in {h}")
+                        return result
+                misses = misses + 1 if mined > nonce and not unknown else 0
+                if misses >= 3:  # another transaction (not one of ours for this nonce) took it
+                    for h in versions:
+                        self.journal.set_tx(h, "dropped")
+                    if action_key is not None:
+                        self.journal.set_action(action_key, "dropped", f"nonce {nonce} used by another transaction")
+                    raise ExecutionError(f"{tx.description}: its nonce {nonce} was used by another transaction")
+                if time.monotonic() > deadline:
+                    raise ExecutionError(
+                        f"{tx.description}: no receipt for {', '.join(versions)} "
+                        f"within {self.settings.receipt_timeout_s}s"
+                    )
+                if head.number - sent_at >= self.settings.replace_after_blocks:
+                    sent_at = head.number
+                    bumped_tip = tip * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1
+                    bumped_fee = max(
+                        max_fee * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1,
+                        2 * head.base_fee_wei + bumped_tip,
+                    )
+                    if bumped_fee > cap:
+                        log.warning(
+                            "%s stuck: a replacement would need %.2f gwei, above max_fee_gwei %s; waiting",
+                            tx.description,
+                            bumped_fee / GWEI,
+                            self.settings.max_fee_gwei,
+                        )
+                    else:
+                        if not cancelled:
+                            try:
+                                await self.simulate(tx)
+                            except TransientError as exc:
+                                log.info(
+                                    "%s stuck, but it could not be re-simulated (%s): replacing it", tx.description, exc
+                                )
+                            except SkipAction as why:
+                                log.warning("%s no longer needed (%s): cancelling nonce %d", tx.description, why, nonce)
+                                current = TxRequest(self.address, b"", f"cancel nonce {nonce} ({tx.description})")
+                                cancelled, gas_limit = True, 21_000
+                        new_role = "cancel" if cancelled else ("replacement" if role == "action" else role)
+                        try:
+                            new_hash, raw = await self._sign(
+                                current, nonce, gas_limit, bumped_fee, bumped_tip, new_role, key
+                            )
+                            versions.append(new_hash)
+                            self._tracking.add(new_hash)
+                            await self._broadcast(current, new_hash, raw, new_role, key)
+                            max_fee, tip = bumped_fee, bumped_tip
+                            log.warning(
+                                "replaced stuck %s with %s at %.2f gwei", tx.description, new_hash, bumped_fee / GWEI
+                            )
+                        except ExecutionError as exc:
+                            log.info(
+                                "replacement of nonce %d refused (%s): an earlier version may be mined", nonce, exc
+                            )
+                await asyncio.sleep(self.settings.receipt_poll_s)
+                head, mined = await self._poll_until(deadline, tx.description)
         finally:
             self._tracking.difference_update(versions)
-
-    async def _follow(
-        self,
-        tx: TxRequest,
-        nonce: int,
-        gas_limit: int,
-        max_fee: int,
-        tip: int,
-        versions: list[str],
-        role: str,
-        key: ActionKey | None,
-    ) -> TxResult:
-        action_key = key if role == "action" else None
-        cap = int(self.settings.max_fee_gwei * GWEI)
-        deadline = time.monotonic() + self.settings.receipt_timeout_s
-        head, mined = await self._poll_until(deadline, tx.description)
-        sent_at = head.number
-        current, cancelled = tx, False
-        misses = 0  # polls that found the nonce used but no receipt for any version
-        while True:
-            unknown = False
-            for h in reversed(versions) if mined > nonce else ():
-                try:
-                    receipt = await self.chain.receipt(h, strict=True)
-                except TransientError:
-                    unknown, receipt = True, None
-                if receipt is not None:
-                    for other in versions:
-                        if other != h:
-                            self.journal.set_tx(other, "replaced")
-                    settle_key = None if cancelled else action_key
-                    result = self._settle(receipt, h, current.description, max_fee, settle_key)
-                    if cancelled:
-                        if action_key is not None:
-                            self.journal.set_action(action_key, "cancelled")
-                        raise SkipAction(f"{tx.description}: no longer needed, cancelled by {h}")
-                    if result.status != 1:
-                        raise ExecutionError(f"{current.description} reverted on chain in {h}")
-                    return result
-            misses = misses + 1 if mined > nonce and not unknown else 0
-            if misses >= 3:  # another transaction (not one of ours for this nonce) took it
-                for h in versions:
-                    self.journal.set_tx(h, "dropped")
-                if action_key is not None:
-                    self.journal.set_action(action_key, "dropped", f"nonce {nonce} used by another transaction")
-                raise ExecutionError(f"{tx.description}: its nonce {nonce} was used by another transaction")
-            if time.monotonic() > deadline:
-                raise ExecutionError(
-                    f"{tx.description}: no receipt for {', '.join(versions)} within {self.settings.receipt_timeout_s}s"
-                )
-            if head.number - sent_at >= self.settings.replace_after_blocks:
-                sent_at = head.number
-                bumped_tip = tip * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1
-                bumped_fee = max(
-                    max_fee * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1,
-                    2 * head.base_fee_wei + bumped_tip,
-                )
-                if bumped_fee > cap:
-                    log.warning(
-                        "%s stuck: a replacement would need %.2f gwei, above max_fee_gwei %s; waiting",
-                        tx.description,
-                        bumped_fee / GWEI,
-                        self.settings.max_fee_gwei,
-                    )
-                else:
-                    if not cancelled:
-                        try:
-                            await self.simulate(tx)
-                        except TransientError as exc:
-                            log.info(
-                                "%s stuck, but it could not be re-simulated (%s): replacing it", tx.description, exc
-                            )
-                        except SkipAction as why:
-                            log.warning("%s no longer needed (%s): cancelling nonce %d", tx.description, why, nonce)
-                            current = TxRequest(self.address, b"", f"cancel nonce {nonce} ({tx.description})")
-                            cancelled, gas_limit = True, 21_000
-                    new_role = "cancel" if cancelled else ("replacement" if role == "action" else role)
-                    try:
-                        new_hash, raw = await self._sign(
-                            current, nonce, gas_limit, bumped_fee, bumped_tip, new_role, key
-                        )
-                        versions.append(new_hash)
-                        self._tracking.add(new_hash)
-                        await self._broadcast(current, new_hash, raw, new_role, key)
-                        max_fee, tip = bumped_fee, bumped_tip
-                        log.warning(
-                            "replaced stuck %s with %s at %.2f gwei", tx.description, new_hash, bumped_fee / GWEI
-                        )
-                    except ExecutionError as exc:
-                        log.info("replacement of nonce %d refused (%s): an earlier version may be mined", nonce, exc)
-            await asyncio.sleep(self.settings.receipt_poll_s)
-            head, mined = await self._poll_until(deadline, tx.description)
 
     async def _poll_until(self, deadline: float, what: str) -> tuple[Head, int]:
         """`_poll`, retried while the node cannot answer; ExecutionError past the deadline (the
@@ -259,25 +252,23 @@ class Tracking(Sender):
         tx = TxRequest(
             to_checksum_address(decoded["to"]), bytes(decoded["data"]), original.description, int(decoded["value"])
         )
-        versions = [r.hash for r in sorted(group, key=lambda r: r.max_fee_wei)]
-        self._tracking.update(versions)
+        *earlier, latest_hash = [r.hash for r in sorted(group, key=lambda r: r.max_fee_wei)]
         key = original.action_key
         try:
-            result = await self._follow(
+            result = await self._track(
                 tx,
                 original.nonce,
                 int(decoded["gas"]),
                 int(decoded["maxFeePerGas"]),
                 int(decoded["maxPriorityFeePerGas"]),
-                versions,
+                latest_hash,
                 original.role,
                 key,
+                earlier=tuple(earlier),
             )
         except (ExecutionError, SkipAction) as exc:
             log.warning("recovered %s did not succeed: %s", original.description, exc)
             return None
-        finally:
-            self._tracking.difference_update(versions)
         if key and original.role == "approval" and self.journal.action_state(key) == "decided":
             # killed between the approval and the action's own transaction: decided afresh
             self.journal.set_action(key, "interrupted")
@@ -291,42 +282,30 @@ class Tracking(Sender):
         rows = [row for row in self.journal.pending_txs() if row.hash not in self._tracking]
         if not rows:
             return 0
-        settled = await asyncio.gather(*(self._settle_row(row, 0.0) for row in rows))
-        return sum(1 for row, r in zip(rows, settled, strict=True) if r is not None or self._closed(row.hash))
+        mined = await self.chain.nonce(self.address, "latest")  # read before the receipts
+        return sum(await asyncio.gather(*(self._settle_row(row, mined) for row in rows)))
 
-    def _closed(self, tx_hash: str) -> bool:
-        return tx_hash not in {row.hash for row in self.journal.pending_txs()}
-
-    async def _settle_row(self, row: Any, wait_s: float) -> TxResult | None:
-        """Settle one journaled transaction from the chain, polling for up to `wait_s`: its
-        receipt (confirmed or failed, with its action), or dropped when its nonce is used by
-        another. None when it is not mined (or the node could not say) by then."""
-        deadline = time.monotonic() + wait_s
+    async def _settle_row(self, row: Any, mined: int) -> bool:
+        """Settle one journaled transaction from its receipt (confirmed or failed, with its
+        action), or as dropped when the account's nonce count `mined`, read before the receipt,
+        is past it with no receipt (another transaction took the nonce). False when it is not
+        mined yet, or the node could not say."""
         main = row.action_key if row.role == "action" else None
-        while True:
-            try:
-                receipt = await self.chain.receipt(row.hash, strict=True)
-                if receipt is None and await self.chain.nonce(self.address, "latest") > row.nonce:
-                    receipt = await self.chain.receipt(row.hash, strict=True)  # mined in between?
-                    if receipt is None:  # the nonce went to another transaction: this one cannot land
-                        self.journal.set_tx(row.hash, "dropped")
-                        if main and self.journal.action_state(main) in ("signed", "sent"):
-                            self.journal.set_action(main, "dropped")
-                        return None
-            except TransientError as exc:
-                log.info("settling %s: %s", row.hash, exc)
-                receipt = None
-            if receipt is not None:
-                return self._settled_row(row, receipt, main)
-            if time.monotonic() >= deadline:
-                return None
-            await asyncio.sleep(self.settings.receipt_poll_s)
-
-    def _settled_row(self, row: Any, receipt: Any, main: str | None) -> TxResult:
-        result = self._settle(receipt, row.hash, row.description, row.max_fee_wei, main)
-        if result.status != 1:
-            log.warning("journaled transaction %s (%s) reverted on chain", row.hash, row.description)
-        return result
+        try:
+            receipt = await self.chain.receipt(row.hash, strict=True)
+        except TransientError as exc:
+            log.info("settling %s: %s", row.hash, exc)
+            return False
+        if receipt is not None:
+            if self._settle(receipt, row.hash, row.description, row.max_fee_wei, main).status != 1:
+                log.warning("journaled transaction %s (%s) reverted on chain", row.hash, row.description)
+            return True
+        if mined <= row.nonce:
+            return False
+        self.journal.set_tx(row.hash, "dropped")
+        if main and self.journal.action_state(main) in ("signed", "sent"):
+            self.journal.set_action(main, "dropped")
+        return True
 
 
 def _hex(value: Any) -> str:

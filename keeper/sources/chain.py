@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
@@ -23,12 +23,14 @@ from keeper.sources.failures import (
     TRANSPORT,
     ProviderConnectionErrors,
     SendOutcome,
+    call_failures,
     classified,
     revert_text,
     send_outcome,
 )
 
 log = logging.getLogger("keeper.chain")
+T = TypeVar("T")
 
 AGGREGATE3 = fn("Multicall3", "aggregate3")
 
@@ -73,12 +75,18 @@ class Chain:
             except (Web3Exception, OSError, RuntimeError) as exc:  # closing must not mask the real outcome
                 log.debug("closing the provider failed: %s", exc)
 
-    async def chain_id(self) -> int:
+    async def _read(self, what: str, request: Awaitable[T], *, blame: bool = False) -> T:
+        """One request; its failure a TransientError naming it (`blame`: the endpoint is told)."""
         self.requests += 1
         try:
-            return int(await self.w3.eth.chain_id)
+            return await request
         except TRANSPORT as exc:
-            raise TransientError(f"eth_chainId failed: {exc}") from exc
+            if blame:
+                self._blame(str(exc))
+            raise TransientError(f"{what} failed: {exc}") from exc
+
+    async def chain_id(self) -> int:
+        return int(await self._read("eth_chainId", self.w3.eth.chain_id))
 
     def _blame(self, why: str) -> None:
         """Tell a failover provider that its last reply was unusable (another endpoint next time)."""
@@ -133,7 +141,7 @@ class Chain:
             tx["value"] = value
         try:
             return bytes(await self.w3.eth.call(tx, block))  # type: ignore[arg-type]
-        except Exception as exc:  # classified: a revert, a transient failure, or re-raised
+        except call_failures() as exc:  # a revert (named), or a transient failure
             raise classified(exc, f"eth_call to {to}") from exc
 
     async def estimate(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
@@ -145,33 +153,22 @@ class Chain:
         self.requests += 1
         try:
             return int(await self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
-        except Exception as exc:  # classified: a revert, a transient failure, or re-raised
+        except call_failures() as exc:  # a revert (named), or a transient failure
             raise classified(exc, f"eth_estimateGas to {to}") from exc
 
     async def block_number(self) -> int:
         """eth_blockNumber (the node's head, without the block itself)."""
-        self.requests += 1
-        try:
-            return int(await self.w3.eth.block_number)
-        except TRANSPORT as exc:
-            raise TransientError(f"eth_blockNumber failed: {exc}") from exc
+        return int(await self._read("eth_blockNumber", self.w3.eth.block_number))
 
     async def code(self, address: str, block: int | str = "latest") -> bytes:
         """The contract code at `address` (b'' when there is none)."""
-        self.requests += 1
-        try:
-            return bytes(await self.w3.eth.get_code(to_checksum_address(address), block))  # type: ignore[arg-type]
-        except TRANSPORT as exc:
-            raise TransientError(f"eth_getCode({address}) failed: {exc}") from exc
+        request = self.w3.eth.get_code(to_checksum_address(address), block)  # type: ignore[arg-type]
+        return bytes(await self._read(f"eth_getCode({address})", request))
 
     async def nonce(self, address: str, block: int | str = "latest") -> int:
         """The account's transaction count at `block` ('pending': including the node's mempool)."""
-        self.requests += 1
-        try:
-            return int(await self.w3.eth.get_transaction_count(to_checksum_address(address), block))  # type: ignore[arg-type]
-        except TRANSPORT as exc:
-            self._blame(str(exc))
-            raise TransientError(f"eth_getTransactionCount({block}) failed: {exc}") from exc
+        request = self.w3.eth.get_transaction_count(to_checksum_address(address), block)  # type: ignore[arg-type]
+        return int(await self._read(f"eth_getTransactionCount({block})", request, blame=True))
 
     async def send_raw(self, raw: bytes) -> SendOutcome:
         """eth_sendRawTransaction, classified (never raises for the node or the connection)."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3Exception
 
-from keeper.errors import TransientError
+from keeper.errors import KeeperError, TransientError
 from keeper.sources.abi import error_name, reason_text
 
 ProviderConnectionErrors = (ProviderConnectionError, aiohttp.ClientError, OSError, TimeoutError)
@@ -43,9 +44,8 @@ def node_specific(response: Any) -> str:
 
 
 def is_revert(exc: BaseException) -> bool:
-    """True for a contract revert: web3's ContractLogicError, or eth-tester's TransactionFailed
-    (which the in-process provider raises as is)."""
-    return isinstance(exc, ContractLogicError) or type(exc).__name__ == "TransactionFailed"
+    """True for a contract revert (see `reverts`)."""
+    return isinstance(exc, reverts())
 
 
 def revert_text(exc: BaseException) -> str:
@@ -79,6 +79,34 @@ TRANSPORT: tuple[type[Exception], ...] = (
 )
 """What a failed or garbled request can raise below the Chain port (connection lost, timeout,
 HTTP 429, a body that is not JSON, a reply missing its fields): a TransientError above it."""
+
+
+def reverts() -> tuple[type[Exception], ...]:
+    """What a contract revert can raise: web3's ContractLogicError, and eth-tester's
+    TransactionFailed when the in-process test provider is loaded (it raises it as is; eth-tester
+    is not imported here: it is a test extra, and slow to import)."""
+    tester = sys.modules.get("eth_tester.exceptions")
+    return (ContractLogicError, tester.TransactionFailed) if tester is not None else (ContractLogicError,)
+
+
+def call_failures() -> tuple[type[Exception], ...]:
+    """What an eth_call or eth_estimateGas can raise: a revert, or a failure of the request."""
+    return (*reverts(), *TRANSPORT)
+
+
+UNFORESEEN: tuple[type[Exception], ...] = (
+    KeeperError,
+    *TRANSPORT,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+    AssertionError,
+    RuntimeError,
+)
+"""What a task beside the loop (a market's execution, recovery, reconciliation) may meet that no
+layer below classified: the keeper's own errors, a failed request, and the shapes bugs take. Such
+a task logs and counts it and stops only itself."""
+
 ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 UNDERPRICED = re.compile(
     r"underpriced|fee too low|less than (the )?block base fee|feecap|tip too low|max fee per gas less", re.IGNORECASE

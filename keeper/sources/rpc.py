@@ -21,24 +21,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from web3.exceptions import ProviderConnectionError, Web3Exception
+from web3.exceptions import ProviderConnectionError
 from web3.providers import AsyncHTTPProvider
 from web3.providers.async_base import AsyncBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from keeper.errors import FatalError
-from keeper.sources.failures import node_specific
+from keeper.sources.failures import TRANSPORT, node_specific
 
 log = logging.getLogger("keeper.rpc")
-ENDPOINT_FAILURES: tuple[type[Exception], ...] = (
-    Web3Exception,
-    aiohttp.ClientError,
-    OSError,
-    TimeoutError,
-    ValueError,
-    TypeError,
-)
-"""What one endpoint's failure can look like (connection, timeout, a body that is not JSON-RPC)."""
 BROADCAST = ("eth_sendRawTransaction",)
 
 
@@ -168,7 +159,7 @@ class FailoverProvider(AsyncBaseProvider):
             start = time.monotonic()
             try:
                 reply = await asyncio.wait_for(e.provider.make_batch_request(requests), self.timeout_s)
-            except ENDPOINT_FAILURES as exc:  # as in _one: try the others
+            except TRANSPORT as exc:  # as in _one: try the others
                 e.fail()
                 return f"{type(exc).__name__}: {exc}"[:200]
             if not isinstance(reply, list) or len(reply) != len(requests):
@@ -207,7 +198,7 @@ class FailoverProvider(AsyncBaseProvider):
         self.last = e
         try:
             response = await asyncio.wait_for(e.provider.make_request(method, params), self.timeout_s)
-        except ENDPOINT_FAILURES as exc:  # connection errors, timeouts, undecodable bodies: try another
+        except TRANSPORT as exc:  # connection errors, timeouts, undecodable bodies: try another
             e.fail()
             why = f"{type(exc).__name__}: {exc}"[:200]
             if _not_jsonrpc(exc):
