@@ -102,7 +102,8 @@ class Execution(Recording):
 
         async def one(out: ActionOutcome) -> None:
             try:
-                out.health_after = await asyncio.wait_for(w.adapter.health_after(self.chain, out.action), 10.0)
+                async with asyncio.timeout(10.0):
+                    out.health_after = await w.adapter.health_after(self.chain, out.action)
             except (TransientError, TimeoutError) as exc:
                 log.info("%s: health after %s not read: %s", w.label, out.action.subject, exc)
 

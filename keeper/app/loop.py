@@ -304,10 +304,13 @@ class Keeper(Startup):
                 if task is not None:
                     await task
         finally:
-            pending: list[asyncio.Task[Any] | None] = [*self._tasks, self._recovery, self._reconciling, listener]
+            extra = (self._recovery, self._reconciling, listener)
+            pending: list[asyncio.Task[Any]] = [*self._tasks, *(t for t in extra if t is not None)]
             for task in pending:
-                if task is not None and not task.done():
+                if not task.done():
                     task.cancel()
+            # awaited, so none of them reads or sends after the keeper returned (and the provider closed)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _loop(self, blocks: int | None) -> None:
         """Failures are counted per block (the block the keeper was trying to process), not per

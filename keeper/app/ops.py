@@ -64,7 +64,8 @@ class OpsServer:
         problems = []
         age = time.time() - k.last_step_at if k.last_step_at else math.inf
         try:
-            node_head = await asyncio.wait_for(k.chain.block_number(), 3.0)
+            async with asyncio.timeout(3.0):
+                node_head = await k.chain.block_number()
         except (Web3Exception, OSError, TimeoutError, ValueError) as exc:  # the keeper is blind
             node_head = -1
             problems.append(f"cannot read the node's head: {type(exc).__name__}")

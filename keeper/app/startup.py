@@ -117,7 +117,11 @@ class Startup(Execution):
     async def _check_code(self) -> None:
         """Every configured contract must have code on this chain (ConfigError naming the key)."""
         addresses = [self.settings.multicall3, *(w.address for w in self.watches)]
-        codes = await asyncio.gather(*(self.chain.code(a) for a in addresses))
+        # every read finishes before a failure is raised: nothing is left running behind it
+        got = await asyncio.gather(*(self.chain.code(a) for a in addresses), return_exceptions=True)
+        if failed := [g for g in got if isinstance(g, BaseException)]:
+            raise failed[0]
+        codes = [g for g in got if not isinstance(g, BaseException)]
         empty = [a for a, code in zip(addresses, codes, strict=True) if not code]
         if empty:
             named = ", ".join(f"{setting_of(self.settings, a)} = {a}" for a in empty)

@@ -54,7 +54,8 @@ class HeadSubscription:
         intervals at most when it is up, in case it stalls silently)."""
         timeout = poll_interval_s * 5 if self.connected else poll_interval_s
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.event.wait()
         self.event.clear()
 
     def stats(self) -> dict[str, Any]:

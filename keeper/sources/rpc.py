@@ -103,16 +103,24 @@ class FailoverProvider(AsyncBaseProvider):
         self.probe_every_s = probe_every_s
         self._probed_at = 0.0
         self.last: Endpoint | None = None
+        self.closed = False
 
     # -- web3 provider interface
     async def is_connected(self, show_traceback: bool = False) -> bool:
         return any(e.failures == 0 for e in self.endpoints)
 
     async def disconnect(self) -> None:
+        self.closed = True
         for e in self.endpoints:
             await e.provider.disconnect()
 
+    def _refuse_when_closed(self, method: str) -> None:
+        """After disconnect a request would open a new HTTP session nobody closes: refused."""
+        if self.closed:
+            raise ProviderConnectionError(f"{method}: the RPC provider was closed")
+
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        self._refuse_when_closed(method)
         if time.monotonic() - self._probed_at > self.probe_every_s and method not in ("eth_chainId", "eth_blockNumber"):
             await self.probe()
         if method in BROADCAST:
@@ -150,6 +158,7 @@ class FailoverProvider(AsyncBaseProvider):
         gets the batch; per transaction the first acceptance wins, else the first refusal. Sending
         the same signed transactions again is harmless (a node says 'already known'), so a batch
         no endpoint answered in full is sent again within the retry budget."""
+        self._refuse_when_closed("batch")
         if any(method not in BROADCAST for method, _ in requests):
             raise ValueError("only eth_sendRawTransaction batches go through the failover provider")
         endpoints = [e for e in self.endpoints if not e.excluded]
@@ -158,7 +167,8 @@ class FailoverProvider(AsyncBaseProvider):
             e.requests += 1
             start = time.monotonic()
             try:
-                reply = await asyncio.wait_for(e.provider.make_batch_request(requests), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    reply = await e.provider.make_batch_request(requests)
             except TRANSPORT as exc:  # as in _one: try the others
                 e.fail()
                 return f"{type(exc).__name__}: {exc}"[:200]
@@ -197,7 +207,8 @@ class FailoverProvider(AsyncBaseProvider):
         e.requests += 1
         self.last = e
         try:
-            response = await asyncio.wait_for(e.provider.make_request(method, params), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # not wait_for: on 3.11 it can swallow a cancel
+                response = await e.provider.make_request(method, params)
         except TRANSPORT as exc:  # connection errors, timeouts, undecodable bodies: try another
             e.fail()
             why = f"{type(exc).__name__}: {exc}"[:200]
