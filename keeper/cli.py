@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     stress.add_argument("--paths", type=int, default=20_000, help="Monte Carlo paths (default 20000)")
     stress.add_argument("--png", default="stress.png", metavar="PATH", help="heatmap path (default: %(default)s)")
     stress.add_argument("--no-png", action="store_true", help="print the table only")
+    dl = sub.add_parser(
+        "deploy-liquidator",
+        help="deploy keeper's FlashLiquidator (flash-loan liquidations) owned by the keeper's key; print its config",
+    )
+    _common(dl)
+    dl.add_argument("--router", default=None, help="Uniswap v3 SwapRouter for the sales (default: [flash] router)")
+    dl.add_argument("--dry-run", action="store_true", help="simulate the deployment only, send nothing")
     demo = sub.add_parser("demo", help="run the keeper on an embedded local chain through a price crash")
     demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -184,6 +191,11 @@ async def _dispatch(args: Any) -> int:
         return 0
     if args.command == "backtest":
         return _backtest(args)
+    if args.command == "deploy-liquidator":
+        from keeper.app.deploy import deploy_liquidator
+
+        print(await deploy_liquidator(args.network, args.env_file, router=args.router, dry_run=args.dry_run))
+        return 0
     if args.command == "stress" and args.scenario:
         from keeper.offline import stress
 

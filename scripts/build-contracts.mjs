@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outIdx = process.argv.indexOf("--out");
 const outRoot = outIdx > 0 ? path.resolve(process.argv[outIdx + 1]) : root;
 
-const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket", "PriceCapAdapterStable", "NonZeroApprovalERC20"];
+const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket", "PriceCapAdapterStable", "NonZeroApprovalERC20", "FlashLiquidator", "HostileLender"];
 const INTERFACE_ABIS = {
   IPool: "AaveV3Pool.json",
   IAaveOracle: "AaveOracle.json",
@@ -26,6 +26,11 @@ const INTERFACE_ABIS = {
   IMulticall3: "Multicall3.json",
   IComet: "Comet.json",
   IPerpsMarketProxy: "PerpsMarketProxy.json",
+  IUniswapV3Factory: "UniswapV3Factory.json",
+  IUniswapV3PoolState: "UniswapV3Pool.json",
+  IQuoterV2: "UniswapV3QuoterV2.json",
+  FlashLiquidator: "FlashLiquidator.json",
+  IPoolFlashLoan: "AaveV3PoolFlashLoan.json",
 };
 
 function listSources(dir) {

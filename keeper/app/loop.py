@@ -21,6 +21,7 @@ from eth_utils import to_checksum_address
 
 from keeper.app.alerts import alert
 from keeper.app.execute import prioritised
+from keeper.app.flash import FlashReads
 from keeper.app.metrics import AT_RISK
 from keeper.app.outcomes import ActionOutcome
 from keeper.app.startup import Startup
@@ -72,6 +73,8 @@ class Keeper(Startup):
         self.ws_url = settings.ws_url.get_secret_value() if settings.ws_url else ""
         """newHeads over WebSocket wake the loop (polling remains the fallback)."""
         self.heads: HeadSubscription | None = None
+        self.flash_reads = FlashReads(settings.flash)
+        """Quotes and lenders for liquidations through the flash liquidator ([flash])."""
         self.background = False
         """Execute beside the loop (`keeper run`): a block's decisions never wait for the previous
         block's confirmations. Off, step() returns with its outcomes (tests, the demo)."""
@@ -169,8 +172,13 @@ class Keeper(Startup):
             below += below_one
             at_risk = int(np.sum(snap.health.health_factor < AT_RISK))
             self.market_stats[w.label] = (len(w.book), below_one, at_risk)
+            try:
+                flash = await self.flash_reads.context(self.chain, head, w, snap)
+            except TransientError as exc:  # protection and wallet-funded liquidations go on without it
+                log.warning("%s: flash quotes not read at block %d (%s): wallet-funded only", w.label, head.number, exc)
+                flash = None
             actions = []
-            for action in w.decide(head, snap, wallet, gas_price_wei):
+            for action in w.decide(head, snap, wallet, gas_price_wei, flash):
                 if (w.label, action.subject) in self._busy:
                     log_decision(head.number, w.label, "skip", action.subject, {"reason": "an action is queued"})
                 else:

@@ -10,6 +10,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from eth_utils import to_checksum_address
+from web3.exceptions import ContractLogicError
+
 from keeper.app.execute import Execution
 from keeper.app.reads import refresh
 from keeper.app.watch import Watch
@@ -17,10 +20,13 @@ from keeper.errors import ConfigError, StorageError, TransientError
 from keeper.execution.journal import Checkpoints
 from keeper.protocols.registry import PROTOCOLS
 from keeper.settings import Settings
+from keeper.sources.abi import DECODE_ERRORS, fn
 from keeper.sources.chain import Head
 from keeper.sources.failures import UNFORESEEN
 
 log = logging.getLogger("keeper")
+NOT_OURS: tuple[type[Exception], ...] = (ContractLogicError, *DECODE_ERRORS)
+"""A contract that does not answer the liquidator's views."""
 
 
 @dataclass
@@ -39,6 +45,9 @@ def setting_of(settings: Settings, address: str) -> str:
     """The configuration key that holds `address` ('[aave] pool', 'multicall3'), for messages."""
     if address.lower() == settings.multicall3.lower():
         return "multicall3"
+    for name in ("liquidator", "factory", "quoter", "router"):
+        if str(getattr(settings.flash, name)).lower() == address.lower():
+            return f"[flash] {name}"
     for entry in PROTOCOLS:
         for market in settings.market_tables(entry.table):
             for name, value in market.model_dump().items():
@@ -116,7 +125,9 @@ class Startup(Execution):
 
     async def _check_code(self) -> None:
         """Every configured contract must have code on this chain (ConfigError naming the key)."""
-        addresses = [self.settings.multicall3, *(w.address for w in self.watches)]
+        flash = self.settings.flash
+        contracts = [flash.liquidator, flash.factory, flash.quoter, flash.router] if flash.funding != "wallet" else []
+        addresses = [self.settings.multicall3, *(w.address for w in self.watches), *(a for a in contracts if a)]
         # every read finishes before a failure is raised: nothing is left running behind it
         got = await asyncio.gather(*(self.chain.code(a) for a in addresses), return_exceptions=True)
         if failed := [g for g in got if isinstance(g, BaseException)]:
@@ -127,6 +138,29 @@ class Startup(Execution):
             named = ", ".join(f"{setting_of(self.settings, a)} = {a}" for a in empty)
             where = self.settings.source or "the configuration"
             raise ConfigError(f"no contract code on chain {self.settings.chain_id} at {named} (in {where})")
+        if flash.funding != "wallet":
+            await self._check_liquidator()
+
+    async def _check_liquidator(self) -> None:
+        """The flash liquidator must be ours, owned by the keeper's key, selling through [flash] router."""
+        f, where = self.settings.flash, self.settings.source or "the configuration"
+        found = []
+        for name in ("owner", "router"):
+            try:
+                raw = await self.chain.call(f.liquidator, fn("FlashLiquidator", name).encode())
+                found.append(str(to_checksum_address(fn("FlashLiquidator", name).decode(raw)[0])))
+            except NOT_OURS:
+                raise ConfigError(
+                    f"[flash] liquidator = {f.liquidator} is not keeper's FlashLiquidator (no {name}() "
+                    f"answer; deploy one with keeper deploy-liquidator) (in {where})"
+                ) from None
+        owner, router = found
+        me = self.executor.address
+        if owner.lower() != me.lower():
+            raise ConfigError(f"[flash] liquidator = {f.liquidator} is owned by {owner}, not the keeper's address "
+                              f"{me}: it would refuse every call (in {where})")  # fmt: skip
+        if f.router and router.lower() != f.router.lower():
+            raise ConfigError(f"[flash] router = {f.router}, but the liquidator sells through {router} (in {where})")
 
     async def _refresh(
         self, head: Head, touched: dict[int, list[str]], reconcile: dict[int, list[str]] | None = None

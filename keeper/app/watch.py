@@ -23,6 +23,7 @@ from keeper.risk.predict import SECONDS_PER_YEAR, ewma_step
 from keeper.settings import Settings
 from keeper.sources.chain import Chain, Head
 from keeper.strategy.actions import Action
+from keeper.strategy.flash import FlashContext
 from keeper.strategy.planner import Inputs, plan
 from keeper.strategy.trigger import Arm
 
@@ -127,7 +128,9 @@ class Watch:
         return True
 
     # -- decisions
-    def decide(self, head: Head, snap: Snapshot, wallet: dict[str, int], gas_price_wei: int) -> list[Action]:
+    def decide(
+        self, head: Head, snap: Snapshot, wallet: dict[str, int], gas_price_wei: int, flash: FlashContext | None = None
+    ) -> list[Action]:
         """Protect the watched accounts, then liquidate others; spends from `wallet` (shared by
         every market, by token) as it plans."""
         assert self.book is not None
@@ -137,8 +140,9 @@ class Watch:
             self.observe_prices(float(head.timestamp))
             risks = self._risks(head)
         inputs = Inputs(
-            head.number, head.timestamp, gas_price_wei, wallet, self.book.positions, self._untrusted, risks, self._arms
-        )
+            head.number, head.timestamp, gas_price_wei, wallet, self.book.positions, self._untrusted, risks, self._arms,
+            flash,
+        )  # fmt: skip
         out = plan(self.adapter, snap, inputs, self.settings)
         self._arms = out.arms
         wallet.clear()

@@ -165,6 +165,8 @@ RESERVES = (
     ReserveSpec("ISO", 18, 10.0, 5_000, 6_500, 10_800, 2_000, (4_500, 0, 700, 30_000), debt_ceiling=1_000_000_00),
 )
 EMODE = (1, 9_000, 9_300, 10_100, "ETH correlated")
+FLASH_PREMIUM_BPS = 5
+"""FLASHLOAN_PREMIUM_TOTAL of Aave v3 Ethereum (0.05%)."""
 
 
 @dataclass
@@ -353,6 +355,7 @@ class AaveDeployer(DevChain):
             await self.send(c, configurator, "setReserveBorrowing", admin, t, not s.debt_ceiling)
             await self.send(c, configurator, "setReserveFactor", admin, t, s.reserve_factor_bps)
             await self.send(c, configurator, "setLiquidationProtocolFee", admin, t, 1_000)
+            await self.send(c, configurator, "setReserveFlashLoaning", admin, t, True)
             if s.supply_cap:
                 await self.send(c, configurator, "setSupplyCap", admin, t, s.supply_cap)
             if s.debt_ceiling:
@@ -361,6 +364,8 @@ class AaveDeployer(DevChain):
                 await self.send(c, configurator, "setBorrowableInIsolation", admin, t, True)
             if s.stable_borrowing and self.v30:
                 await self.send(c, configurator, "setReserveStableRateBorrowing", admin, t, True)
+        premium = "updateFlashloanPremium" if self.v37 else "updateFlashloanPremiumTotal"
+        await self.send(c, configurator, premium, admin, FLASH_PREMIUM_BPS)
         cat, ltv, lt, lb, label = EMODE
         members = [tokens[s.symbol] for s in reserves if s.emode]
         if self.v30:

@@ -7,11 +7,13 @@ from web3.exceptions import Web3Exception
 from web3.providers import AsyncHTTPProvider
 
 from keeper.devtools.devchain import Deployment, DevChain
+from keeper.devtools.flashkit import FlashKit, deploy_flash
+from keeper.devtools.uniswap import inputs_missing as uniswap_missing
 from keeper.errors import ConfigError
 
 
-def config_toml(dep: Deployment, chain_id: int, network: str = "local") -> str:
-    """A config/<network>.toml for a deployment of the test markets."""
+def config_toml(dep: Deployment, chain_id: int, network: str = "local", kit: FlashKit | None = None) -> str:
+    """A config/<network>.toml for a deployment of the test markets (and of Uniswap v3, if `kit`)."""
     more = f'\n[comet]\ncomet = "{dep.comet}"\nstart_block = 0\n' if dep.comet else ""
     if dep.perps:
         more += (
@@ -49,9 +51,25 @@ max_age_s = 90000   # seconds: heartbeat + slack; older rounds are not acted on
 [execution]
 max_fee_gwei = 100.0
 priority_fee_gwei = 1.0
-
+{_flash_table(kit)}
 # tokens: {", ".join(f"{s}={a}" for s, a in dep.tokens.items())}
 # aggregators: {", ".join(f"{s}={a}" for s, a in dep.aggregators.items())}
+"""
+
+
+def _flash_table(kit: FlashKit | None) -> str:
+    if kit is None:
+        why = uniswap_missing() or "not deployed"
+        return f"\n# [flash]: Uniswap v3 not deployed ({why}): liquidations are funded from the wallet\n"
+    return f"""
+# Flash liquidations (no inventory): deploy the liquidator with the keeper's key,
+#   keeper deploy-liquidator --network local
+# then set liquidator = "<its address>" and funding = "auto" (or "flash").
+[flash]
+funding = "wallet"
+router = "{kit.uni.router}"
+factory = "{kit.uni.factory}"
+quoter = "{kit.uni.quoter}"
 """
 
 
@@ -67,4 +85,8 @@ async def deploy_testnet(rpc_url: str) -> str:
     dep = await dc.deploy_market(accounts[0])
     await dc.deploy_comet(dep)
     await dc.deploy_perps(dep)
-    return config_toml(dep, await w3.eth.chain_id)
+    kit = None
+    if uniswap_missing() is None:  # after the markets: their addresses stay what config/local.toml says
+        prices = {s.symbol: s.price_usd for s in dep.specs.values()}
+        kit = await deploy_flash(w3, dc, dep, None, accounts[0], prices)
+    return config_toml(dep, await w3.eth.chain_id, kit=kit)

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from keeper.book import Row, Snapshot
 from keeper.risk.engine import Engine
-from keeper.settings import LiquidateSettings, OracleSettings, ProtectSettings, Settings
+from keeper.settings import FlashSettings, LiquidateSettings, OracleSettings, ProtectSettings, Settings
 from keeper.strategy.actions import Action
+from keeper.strategy.flash import Ask, FlashContext, Lender
 
 if TYPE_CHECKING:  # I/O modules: imported for types only, so the pure layers can import this one
     from keeper.execution.tx import Approval, TxRequest, TxResult
@@ -48,6 +49,8 @@ class Capabilities:
     """Price units per USD (Aave and Comet USD markets: 1e8; Synthetix: 1e18)."""
     engine_scale: float = 1e8
     """Units per USD of the engine's figures (collateral, debt, liquidation prices)."""
+    flash: bool = False
+    """Liquidates through keeper's FlashLiquidator as well as from the wallet (`FlashRules`)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,25 @@ class MarketWriter(Protocol):
 
 class MarketAdapter(MarketReader, MarketRules, MarketWriter, Protocol):
     """One watched market of one protocol."""
+
+
+class FlashRules(Protocol):
+    """What a market with `capabilities.flash` adds: liquidations funded by a flash loan."""
+
+    def flash_asks(self, candidates: Sequence[Any], settings: FlashSettings) -> list[Ask]:
+        """The sales to quote for the candidates' liquidation sizes."""
+        ...
+
+    def flash_sources(self) -> list[tuple[str, Lender, Call]]:
+        """Flash loans the market itself offers: (token, lender, the call reading how much it
+        can lend, a uint256)."""
+        ...
+
+    def flash_liquidations(
+        self, candidates: Sequence[Any], ctx: FlashContext, gas_cost_base: int, settings: Settings, exclude: set[str]
+    ) -> LiquidationPlan:
+        """The flash-funded liquidations worth doing (accounts in `exclude` are left alone)."""
+        ...
 
 
 def topic_words(logs: Iterable[Mapping[str, Any]], slots: Mapping[bytes, tuple[int, ...]]) -> Iterator[bytes]:

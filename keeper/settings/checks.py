@@ -9,6 +9,7 @@ from typing import Any
 from keeper.settings.models import (
     CoreSettings,
     ExecutionSettings,
+    FlashSettings,
     OpsSettings,
     OracleSettings,
     ProtectSettings,
@@ -61,6 +62,26 @@ def cross_checks(where: str, parts: dict[str, Any]) -> list[str]:
     execution = parts.get("execution")
     if isinstance(execution, ExecutionSettings) and execution.max_fee_gwei <= 0:
         errors.append(f"{where}: [execution] max_fee_gwei: must be positive")
+    flash = parts.get("flash")
+    if isinstance(flash, FlashSettings):
+        errors += flash_problems(flash, where)
+    return errors
+
+
+def flash_problems(f: FlashSettings, where: str) -> list[str]:
+    """[flash]: a funding that uses the contract needs the contract and the Uniswap v3 it quotes on."""
+    errors = []
+    if f.funding != "wallet":
+        for key in ("liquidator", "factory", "quoter"):
+            if not getattr(f, key):
+                hint = " (deploy one: keeper deploy-liquidator)" if key == "liquidator" else ""
+                errors.append(f"{where}: [flash] {key}: required with funding = {f.funding!r}{hint}")
+    if not f.sizes or any(not 0 < x <= 1 for x in f.sizes):
+        errors.append(f"{where}: [flash] sizes: fractions in (0, 1] of the largest liquidation (got {list(f.sizes)})")
+    if not 0 <= f.slippage_bps < 10_000:
+        errors.append(f"{where}: [flash] slippage_bps: between 0 and 9999 (got {f.slippage_bps})")
+    if not f.fees or any(fee not in (100, 500, 3_000, 10_000) and not 0 < fee < 1_000_000 for fee in f.fees):
+        errors.append(f"{where}: [flash] fees: Uniswap v3 fee tiers such as 500, 3000 (got {list(f.fees)})")
     return errors
 
 

@@ -27,6 +27,7 @@ from keeper.settings.checks import cross_checks
 from keeper.settings.models import (
     CoreSettings,
     ExecutionSettings,
+    FlashSettings,
     LiquidateSettings,
     OpsSettings,
     OracleSettings,
@@ -40,6 +41,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 SECTIONS: dict[str, type[BaseModel]] = {
     "protect": ProtectSettings,
     "liquidate": LiquidateSettings,
+    "flash": FlashSettings,
     "execution": ExecutionSettings,
     "oracle": OracleSettings,
     "ops": OpsSettings,
@@ -253,7 +255,10 @@ def _fields(model: type[BaseModel], loc: tuple[Any, ...], prefix: str = "") -> I
 
 
 def parse_value(text: str) -> Any:
-    """An override's value: a TOML value where it parses as one, else the string itself."""
+    """An override's value: a TOML value where it parses as one, else the string itself (an
+    address stays a string: TOML would read 0x... as a hexadecimal integer)."""
+    if re.fullmatch(r"0x[0-9a-fA-F]{40}", text.strip()):
+        return text.strip()
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

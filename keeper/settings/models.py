@@ -45,6 +45,8 @@ def _tuple(value: Any) -> Any:
 Address = Annotated[str, AfterValidator(check_address)]
 StrTuple = Annotated[tuple[str, ...], BeforeValidator(_tuple)]
 AddressTuple = Annotated[tuple[Address, ...], BeforeValidator(_tuple)]
+IntTuple = Annotated[tuple[int, ...], BeforeValidator(_tuple)]
+FloatTuple = Annotated[tuple[float, ...], BeforeValidator(_tuple)]
 
 
 class Model(BaseModel):
@@ -162,6 +164,37 @@ class LiquidateSettings(Model):
     """Compound v3: buyCollateral's minAmount is the quote less this (a price update may land first)."""
 
 
+class FlashSettings(Model):
+    """[flash]: liquidations without inventory, through keeper's liquidator contract (a flash loan
+    of the debt asset, the collateral sold on Uniswap v3 in the same transaction)."""
+
+    funding: Literal["wallet", "flash", "auto"] = "wallet"
+    """wallet: only what the wallet holds (no contract needed); flash: every liquidation through
+    the contract; auto: the wallet where it can fund the liquidation, the contract otherwise."""
+    liquidator: Address | Literal[""] = ""
+    """The FlashLiquidator (`keeper deploy-liquidator`), owned by the keeper's key."""
+    router: Address | Literal[""] = ""
+    """Uniswap v3 SwapRouter the liquidator sells through (fixed at `keeper deploy-liquidator`)."""
+    factory: Address | Literal[""] = ""
+    """UniswapV3Factory (pools for sales and loans)."""
+    quoter: Address | Literal[""] = ""
+    """QuoterV2 (what a sale pays, at the block)."""
+    fees: IntTuple = (100, 500, 3_000, 10_000)
+    """Uniswap v3 fee tiers searched for pools."""
+    source: Literal["auto", "uniswap", "aave"] = "auto"
+    """Who lends: an Aave market's own Pool (flashLoanSimple) where it can, or a Uniswap v3 pool
+    (auto: the cheaper of those able to lend the amount)."""
+    sizes: FloatTuple = (1.0, 0.7, 0.5, 0.3, 0.15)
+    """Fractions of the largest liquidation quoted each block: the best after price impact wins."""
+    quote_points: int = 12
+    """Quotes per pair and route each block, at amounts up to what the block's liquidations
+    of the pair sell together (the curve later sales in the block are priced on)."""
+    slippage_bps: int = 50
+    """The sale's minimum out is the quote less this."""
+    gas_estimate: int = 1_000_000
+    """Gas assumed for a flash liquidation when screening (loan, liquidation, sale, repayment)."""
+
+
 class OracleSettings(Model):
     max_age_s: int = 90_000
     """A price source whose latest round is older than this (heartbeat + slack, seconds) is stale:
@@ -266,6 +299,7 @@ class Settings(CoreSettings):
     rpc_url: SecretStr
     protect: ProtectSettings = ProtectSettings()
     liquidate: LiquidateSettings = LiquidateSettings()
+    flash: FlashSettings = FlashSettings()
     execution: ExecutionSettings = ExecutionSettings()
     oracle: OracleSettings = OracleSettings()
     ops: OpsSettings = OpsSettings()

@@ -156,6 +156,17 @@ class Chain:
         except call_failures() as exc:  # a revert (named), or a transient failure
             raise classified(exc, f"eth_estimateGas to {to}") from exc
 
+    async def estimate_creation(self, sender: str, initcode: bytes) -> tuple[int, bytes]:
+        """A contract creation from `sender`, simulated (eth_call without `to`) and estimated:
+        (gas, the runtime code it would deploy); ContractLogicError when the constructor reverts."""
+        tx: dict[str, Any] = {"from": to_checksum_address(sender), "data": initcode}
+        self.requests += 2
+        try:
+            code = bytes(await self.w3.eth.call(tx, "latest"))  # type: ignore[arg-type]
+            return int(await self.w3.eth.estimate_gas(tx)), code  # type: ignore[arg-type]
+        except call_failures() as exc:
+            raise classified(exc, "contract creation") from exc
+
     async def block_number(self) -> int:
         """eth_blockNumber (the node's head, without the block itself)."""
         return int(await self._read("eth_blockNumber", self.w3.eth.block_number))

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from keeper.risk.exposures import Risk
 from keeper.settings import Settings
 from keeper.strategy.actions import Action, fields_of
+from keeper.strategy.flash import FlashContext
 from keeper.strategy.trigger import Arm, evaluate, sizing_settings
 
 if TYPE_CHECKING:
     from keeper.book import Snapshot
-    from keeper.protocols.base import MarketAdapter
+    from keeper.protocols.base import FlashRules, MarketAdapter
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Inputs:
     risks: Mapping[str, Risk] = field(default_factory=dict)
     """Protected account -> risk inputs of the predictive trigger (absent: static trigger)."""
     arms: Mapping[str, Arm] = field(default_factory=dict)
+    flash: FlashContext | None = None
+    """Quotes and lenders for liquidations through the flash liquidator (None: wallet only)."""
 
 
 def plan(market: MarketAdapter, snap: Snapshot, inputs: Inputs, settings: Settings) -> Plan:
@@ -81,14 +84,37 @@ def plan(market: MarketAdapter, snap: Snapshot, inputs: Inputs, settings: Settin
         else:
             trusted.append(pos)
     if trusted or market.capabilities.plans_without_candidates:
+        _liquidate(market, trusted, inputs, settings, out)
+    return out
+
+
+def _liquidate(market: MarketAdapter, trusted: list[Any], inputs: Inputs, settings: Settings, out: Plan) -> None:
+    """From the wallet, through the flash liquidator, or both ([flash] funding = auto: the wallet
+    where it can fund the liquidation, the flash loan for the rest)."""
+    funding = settings.flash.funding if inputs.flash is not None else "wallet"
+    skipped: dict[str, Decision] = {}
+    done: set[str] = set()
+    if funding != "flash":
         gas_cost = market.gas_cost(settings.liquidate.gas_estimate * inputs.gas_price_wei)
         liquidations = market.liquidations(trusted, out.wallet, gas_cost, settings.liquidate)
         for skip in liquidations.skipped:
-            out.decisions.append(Decision("skip-liquidation", skip.account, {"reason": skip.reason, **skip.inputs}))
+            skipped[skip.account] = Decision("skip-liquidation", skip.account, {"reason": skip.reason, **skip.inputs})
         for action in liquidations.actions:
             _spend(out.wallet, action)
+            done.add(action.subject)
         out.actions += liquidations.actions
-    return out
+    if inputs.flash is not None and funding != "wallet":
+        flash_market = cast("FlashRules", market)
+        gas_cost = market.gas_cost(settings.flash.gas_estimate * inputs.gas_price_wei)
+        flashed = flash_market.flash_liquidations(trusted, inputs.flash, gas_cost, settings, done)
+        for action in flashed.actions:
+            skipped.pop(action.subject, None)  # the wallet could not, the flash loan does
+        for skip in flashed.skipped:
+            wallet_why = skipped.get(skip.account)
+            reason = skip.reason if wallet_why is None else f"{wallet_why.inputs['reason']}; {skip.reason}"
+            skipped[skip.account] = Decision("skip-liquidation", skip.account, {**skip.inputs, "reason": reason})
+        out.actions += flashed.actions
+    out.decisions += skipped.values()
 
 
 def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, settings: Settings, out: Plan) -> None:

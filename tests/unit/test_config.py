@@ -294,6 +294,12 @@ usd_token = "0x09d51516F38980035153a554c26Df3C6f51a23C3"
 native_market_id = 100
 trigger_ratio = 2.0
 target_ratio = 3.0
+[flash]
+funding = "auto"
+liquidator = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+factory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+quoter = "0x61fFE014bA17989E743c5F6cB21bF9697530B21e"
+router = "0xE592427A0AEce92De3Edee1F18E0157C05861564"
 """
 )
 OTHER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -324,6 +330,9 @@ def _changed(loc, value):
         "feeds": {"WETH": {"deviation_bps": 60, "heartbeat_s": 3600}},
         "positions": {OTHER: {"trigger_hf": 1.12}},
         "accounts": [1, 2] if loc[0] == "perps" else [OTHER],
+        "funding": "flash",
+        "source": "aave",
+        "fees": [500, 3000],
     }
     if key in special:
         return special[key]

@@ -10,7 +10,7 @@ from pathlib import Path
 from keeper.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = {"backtest", "stress", "run", "status", "rehearse", "deploy-testnet", "demo"}
+COMMANDS = {"backtest", "stress", "run", "status", "rehearse", "deploy-testnet", "deploy-liquidator", "demo"}
 
 
 def test_every_command_and_option_has_help() -> None:

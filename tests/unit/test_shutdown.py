@@ -61,7 +61,7 @@ async def test_the_code_check_raises_only_once_every_read_finished():
         raise TransientError(f"eth_getCode({address}) failed: nope")
 
     fake = SimpleNamespace(
-        settings=SimpleNamespace(multicall3="0xfast"),
+        settings=SimpleNamespace(multicall3="0xfast", flash=SimpleNamespace(funding="wallet")),
         watches=[SimpleNamespace(address="0xslow")],
         chain=SimpleNamespace(code=code),
     )

@@ -55,3 +55,30 @@ class Liquidate(OnAccount):
 @dataclass(frozen=True)
 class RepayStable(Protect):
     """v3.0-v3.1: repay of stable-rate debt (interestRateMode 1)."""
+
+
+@dataclass(frozen=True)
+class FlashLiquidate(Liquidate):
+    """The same liquidationCall made by keeper's liquidator contract inside a flash loan of the
+    debt asset, the seized collateral sold on Uniswap v3 in the same transaction: nothing comes
+    from the wallet but gas. `max_spend` is 0; the loan is `borrowed` from `lender`."""
+
+    liquidator: str
+    lender_source: str
+    """'uniswap' (a v3 pool's flash) or 'aave' (the Pool's flashLoanSimple)."""
+    lender: str
+    borrowed: int
+    expected_fee: int
+    path: str
+    """The Uniswap v3 exactInput path, hex ('' when the collateral is the debt asset)."""
+    expected_out: int
+    """The sale's quote at the decision block (debt-asset units)."""
+    min_out: int
+    min_profit: int
+    """Debt-asset units the contract must keep after repaying the loan, or it reverts."""
+    expected_net: int
+    """Debt-asset units expected to reach the owner (before gas)."""
+
+    @property
+    def spends(self) -> tuple[tuple[str, int], ...]:
+        return ()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keeper.execution.tx import Approval, TxRequest
-from keeper.protocols.aave_v3.actions import Liquidate, RepayStable
+from keeper.protocols.aave_v3.actions import FlashLiquidate, Liquidate, RepayStable
 from keeper.protocols.aave_v3.math import STABLE_RATE_MODE, VARIABLE_RATE_MODE
 from keeper.risk.intmath import MAX_UINT256
 from keeper.sources.abi import event, fn
@@ -26,6 +26,8 @@ def encode(pool: str, action: Action) -> tuple[TxRequest, Approval | None]:
         kind = "repay stable" if isinstance(action, RepayStable) else action.kind
         desc = f"{kind} {action.amount} {action.symbol} for {action.account}"
         return TxRequest(pool, data, desc), (action.asset, pool, action.amount)
+    if isinstance(action, FlashLiquidate):
+        return flash_call(pool, action), None
     if isinstance(action, Liquidate):
         data = fn(POOL, "liquidationCall").encode(
             action.collateral_asset, action.debt_asset, action.account, action.debt_to_cover, False
@@ -36,6 +38,34 @@ def encode(pool: str, action: Action) -> tuple[TxRequest, Approval | None]:
         )
         return TxRequest(pool, data, desc), (action.debt_asset, pool, action.max_spend)
     raise TypeError(f"not an Aave v3 action: {type(action).__name__}")
+
+
+SOURCES = {"uniswap": 0, "aave": 1}
+
+
+def flash_call(pool: str, a: FlashLiquidate) -> TxRequest:
+    """FlashLiquidator.liquidateAave(loan, liquidation, minProfit): no approval, nothing from the wallet."""
+    path = bytes.fromhex(a.path[2:]) if a.path else b""
+    loan = (SOURCES[a.lender_source], a.lender, a.debt_asset, a.borrowed)
+    liquidation = (pool, a.collateral_asset, a.account, a.debt_to_cover, (path, a.min_out))
+    data = fn("FlashLiquidator", "liquidateAave").encode(loan, liquidation, a.min_profit)
+    cover = "max" if a.debt_to_cover == MAX_UINT256 else str(a.debt_to_cover)
+    desc = (
+        f"flash liquidationCall({a.collateral_symbol}, {a.debt_symbol}, {a.account}, {cover}) "
+        f"borrowing {a.borrowed} {a.debt_symbol} from {a.lender_source} {a.lender[:10]}, min out {a.min_out}, "
+        f"min profit {a.min_profit}"
+    )
+    return TxRequest(a.liquidator, data, desc)
+
+
+def flash_profit(liquidator: str, logs: Sequence[tuple[str, tuple[str, ...], str]]) -> dict[str, int] | None:
+    """The liquidator's FlashLiquidation event: what it borrowed, paid in fee, and sent the owner."""
+    ev = event("FlashLiquidator", "FlashLiquidation")
+    for address, topics, data in logs:
+        if address.lower() == liquidator.lower() and topics and bytes.fromhex(topics[0][2:]) == ev.topic:
+            args = ev.decode([bytes.fromhex(t[2:]) for t in topics], bytes.fromhex(data[2:]))
+            return {"borrowed": int(args["borrowed"]), "fee": int(args["fee"]), "profit": int(args["profit"])}
+    return None
 
 
 def account_data_call(user: str) -> bytes:

@@ -16,21 +16,26 @@ from keeper.book import Snapshot
 from keeper.errors import ConfigError
 from keeper.execution.tx import Approval, TxRequest, TxResult
 from keeper.protocols.aave_v3 import encode as calldata
-from keeper.protocols.aave_v3.actions import Liquidate
+from keeper.protocols.aave_v3.actions import FlashLiquidate, Liquidate
 from keeper.protocols.aave_v3.adapter import AaveV3Reader
 from keeper.protocols.aave_v3.engine import ENGINE
+from keeper.protocols.aave_v3.flash import decide_flash, flash_asks
 from keeper.protocols.aave_v3.levers import decide_liquidations, decide_protect
 from keeper.protocols.aave_v3.math import NAME, Market, Position, account_data, value_exposures
 from keeper.protocols.aave_v3.settings import AaveSettings
 from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
 from keeper.protocols.lending import LendingMarket
 from keeper.risk.intmath import WAD, wad_to_health
-from keeper.settings import LiquidateSettings, ProtectSettings, Settings
-from keeper.sources.chain import Chain
+from keeper.settings import FlashSettings, LiquidateSettings, ProtectSettings, Settings
+from keeper.sources.abi import fn
+from keeper.sources.chain import Call, Chain
 from keeper.strategy.actions import Action, Protect
+from keeper.strategy.flash import Ask, FlashContext, Lender
 
 log = logging.getLogger(__name__)
-CAPABILITIES = Capabilities(protect=("repay", "supply"), liquidation="liquidationCall", predictive_trigger=True)
+CAPABILITIES = Capabilities(
+    protect=("repay", "supply"), liquidation="liquidationCall", predictive_trigger=True, flash=True
+)
 
 
 class AaveV3Market(LendingMarket):
@@ -46,6 +51,8 @@ class AaveV3Market(LendingMarket):
         self.start_block = market.start_block
         self.keeper_address = keeper_address
         self.market: Market | None = None
+        self.flash_premium_bps: int | None = None
+        """FLASHLOAN_PREMIUM_TOTAL when the Pool lends (flashLoanSimple), read at load."""
         self._irregular: set[str] = set()
         """Accounts in an e-mode category or with stable debt (checked exactly every block)."""
 
@@ -74,6 +81,12 @@ class AaveV3Market(LendingMarket):
                 )  # fmt: skip
         if not reserves:
             raise ConfigError(f"{where}: the Pool at {self.reader.pool} lists no reserves")
+        if self.settings.flash.funding != "wallet" and self.settings.flash.source != "uniswap":
+            (raw,) = await chain.multicall([Call(self.address, fn("AaveV3PoolFlashLoan", "FLASHLOAN_PREMIUM_TOTAL")
+                                                 .encode(), allow_failure=True)], block)  # fmt: skip
+            self.flash_premium_bps = int.from_bytes(raw[-32:], "big") if raw and len(raw) >= 32 else None
+            if self.flash_premium_bps is None:
+                log.info("%s: the Pool has no flashLoanSimple: flash liquidations borrow from Uniswap v3", where)
         assets = [r.asset for r in reserves]
         if self.settings.native_asset not in assets:
             raise ConfigError(
@@ -188,6 +201,32 @@ class AaveV3Market(LendingMarket):
             liquidator=self.keeper_address,
         )  # fmt: skip
 
+    # -- flash liquidations (FlashRules)
+    def flash_asks(self, candidates: Sequence[Any], settings: FlashSettings) -> list[Ask]:
+        return flash_asks(candidates, self._market(), settings, settings.liquidator)
+
+    def flash_sources(self) -> list[tuple[str, Lender, Call]]:
+        """The Pool's own flash loans of each reserve that allows them (up to what its aToken holds)."""
+        if self.flash_premium_bps is None or self.market is None:
+            return []
+        balance = fn("ERC20", "balanceOf")
+        return [
+            (
+                r.asset,
+                Lender("aave", self.address, self.flash_premium_bps * 100, 0),
+                Call(r.asset, balance.encode(r.a_token)),
+            )
+            for r, cfg in zip(self.market.reserves, self.market.configs, strict=True)
+            if cfg.flashloan_enabled and cfg.active and not cfg.paused
+        ]
+
+    def flash_liquidations(
+        self, candidates: Sequence[Any], ctx: FlashContext, gas_cost_base: int, settings: Settings, exclude: set[str]
+    ) -> LiquidationPlan:
+        rest = [p for p in candidates if p.user not in exclude]
+        min_profit = int(settings.liquidate.min_profit_usd * self.capabilities.price_scale)
+        return decide_flash(rest, self._market(), ctx, settings.flash, gas_cost_base, min_profit)
+
     # -- writes
     def encode(self, action: Action) -> tuple[TxRequest, Approval | None]:
         return calldata.encode(self.address, action)
@@ -210,6 +249,15 @@ class AaveV3Market(LendingMarket):
                     else f" (predicted {action.expected_debt_repaid} / {action.expected_collateral} units)"
                 )
             )
+            if isinstance(action, FlashLiquidate):
+                flash = calldata.flash_profit(action.liquidator, [log for r in results for log in r.logs])
+                if flash is not None:
+                    found.update(flash)
+                    found["text"] += (
+                        f"; sold for {action.debt_symbol}, loan fee {flash['fee'] / dunit:,.4f}, profit "
+                        f"{flash['profit'] / dunit:,.4f} {action.debt_symbol} to the owner "
+                        f"(predicted {action.expected_net / dunit:,.4f})"
+                    )
         elif isinstance(action, Protect):
             unit = self.unit_of(action.asset)
             found["text"] = f"Pool took {found['amount'] / unit:,.4f} {action.symbol}" + (
@@ -223,6 +271,15 @@ class AaveV3Market(LendingMarket):
             return self.describe_protect(head, action, ratio_text(after), gas, gas_cost, status)
         assert isinstance(action, Liquidate)
         cunit, dunit = self.unit_of(action.collateral_asset), self.unit_of(action.debt_asset)
+        if isinstance(action, FlashLiquidate):
+            return (
+                f"{head} FLASH LIQUIDATE {action.account[:10]}…  HF {action.health_before:.4f} -> {ratio_text(after)}  "
+                f"borrow {action.borrowed / dunit:,.4f} {action.debt_symbol} ({action.lender_source}), repay "
+                f"{action.expected_debt_repaid / dunit:,.4f}, seize {action.expected_collateral / cunit:,.6f} "
+                f"{action.collateral_symbol}, sell for {action.expected_out / dunit:,.4f}  "
+                f"gas {gas:,} ({usd(gas_cost)})  "
+                f"profit {usd(action.expected_gross_base - gas_cost)}  {status}"
+            )
         return (
             f"{head} LIQUIDATE {action.account[:10]}…  HF {action.health_before:.4f} -> {ratio_text(after)}  "
             f"repay {action.expected_debt_repaid / dunit:,.4f} {action.debt_symbol}, seize "

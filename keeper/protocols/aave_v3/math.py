@@ -63,6 +63,7 @@ class ReserveConfig:
     debt_ceiling: int = 0
     """Isolation mode: non-zero makes the reserve an isolated collateral (2 decimals of USD)."""
     siloed: bool = False
+    flashloan_enabled: bool = False
 
     @classmethod
     def from_bitmap(cls, data: int) -> ReserveConfig:
@@ -81,6 +82,7 @@ class ReserveConfig:
             supply_cap=(data >> 116) & (2**36 - 1),
             debt_ceiling=(data >> 212) & (2**40 - 1),
             siloed=bool((data >> 62) & 1),
+            flashloan_enabled=bool((data >> 63) & 1),
         )
 
     def to_bitmap(self) -> int:
@@ -94,6 +96,7 @@ class ReserveConfig:
             | int(self.borrowing_enabled) << 58
             | int(self.paused) << 60
             | int(self.siloed) << 62
+            | int(self.flashloan_enabled) << 63
             | self.reserve_factor_bps << 64
             | self.supply_cap << 116
             | self.liquidation_protocol_fee_bps << 152

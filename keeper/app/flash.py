@@ -1,0 +1,61 @@
+"""The flash path's reads at a block (I/O, beside the loop's other reads): for a market whose
+liquidations may go through the flash liquidator, the sales its candidates would make are quoted
+on Uniswap v3 (QuoterV2, one multicall) and the lenders of each debt asset are read (Uniswap v3
+pools holding it, and the market's own flash loans), so the planner can compare sizes exactly."""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+from eth_abi import decode
+
+from keeper.app.watch import Watch
+from keeper.book import Snapshot
+from keeper.protocols.base import FlashRules
+from keeper.settings import FlashSettings
+from keeper.sources.abi import DECODE_ERRORS
+from keeper.sources.chain import Chain, Head
+from keeper.sources.uniswap import Uniswap
+from keeper.strategy.flash import FlashContext, Lender
+
+log = logging.getLogger("keeper")
+
+
+class FlashReads:
+    def __init__(self, settings: FlashSettings):
+        self.settings = settings
+        self.dex = Uniswap(settings.factory, settings.quoter, settings.fees) if settings.funding != "wallet" else None
+
+    async def context(self, chain: Chain, head: Head, w: Watch, snap: Snapshot) -> FlashContext | None:
+        """Quotes and lenders for this market's liquidation candidates (None: nothing to quote,
+        or the market does not liquidate through the contract)."""
+        fs = self.settings
+        if self.dex is None or w.book is None or not w.adapter.capabilities.flash:
+            return None
+        market = cast(FlashRules, w.adapter)
+        protected = set(w.adapter.protected_accounts())
+        candidates = w.adapter.liquidation_candidates(snap, w.book.positions, protected)
+        asks = market.flash_asks(candidates, fs) if candidates else []
+        if not asks:
+            return None
+        debts = sorted({a.token_out.lower() for a in asks})
+        curves = await self.dex.curves(chain, asks, head.number, fs.quote_points)
+        lenders: dict[str, list[Lender]] = {}
+        if fs.source in ("auto", "uniswap"):
+            await self.dex.find_pools(chain, [(d, t) for d in debts for t in w.adapter.tokens], head.number)
+            lenders = await self.dex.lenders(chain, debts, head.number)
+        if fs.source in ("auto", "aave"):
+            own = [(t, lender, call) for t, lender, call in market.flash_sources() if t.lower() in debts]
+            raw = await chain.multicall([call for _, _, call in own], head.number) if own else []
+            for (token, lender, _), r in zip(own, raw, strict=True):
+                try:
+                    available = int(decode(["uint256"], r)[0]) if r else 0
+                except DECODE_ERRORS:
+                    continue
+                lenders.setdefault(token.lower(), []).append(
+                    Lender(lender.source, lender.address, lender.fee_ppm, available)
+                )
+        log.debug("%s: sale curves of %d pairs for %d liquidations, lenders of %d assets", w.label, len(curves),
+                  len(asks), len(lenders))  # fmt: skip
+        return FlashContext(fs.liquidator, curves, lenders, fs.slippage_bps)
