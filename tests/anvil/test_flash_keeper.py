@@ -1,10 +1,10 @@
 """The keeper liquidating through its FlashLiquidator with a wallet that holds only gas: on our Pool
 (the loan from a Uniswap v3 pool: our Pool has no flash loans) and on the real Aave v3.0.2 (the
 loan from the Pool's own flashLoanSimple), the sales on the real Uniswap v3. Every account is
-liquidated once, decided at the first block after the crash, no transaction reverts, each liquidation's repaid and seized
-amounts are the ones predicted, and what each sale pays is within 0.05% of the prediction (the
-block's later sales through one pool are priced on the quoted curve), so the profit sent to the
-owner is the predicted one to that much."""
+liquidated once, decided at the first block after the crash, no transaction reverts, each
+liquidation's repaid and seized amounts are the ones predicted, and what each sale pays is within
+0.05% of the prediction (the block's later sales through one pool are priced on the quoted
+curve), so the profit sent to the owner is the predicted one to that much."""
 
 from __future__ import annotations
 
