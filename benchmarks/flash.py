@@ -108,8 +108,11 @@ async def run_path(flash: bool, n: int, block_time_s: float, depth_usd: float, t
         pool = dc.contract("Pool", dep.pool)
         while not task.done() and out.blocks <= 20:
             await asyncio.sleep(0.25)
-            out.blocks, out.seconds = await w3.eth.block_number - crash_block, time.monotonic() - t0
-            debts = [(await pool.functions.getUserAccountData(u).call())[1] for u in users]
+            now = await w3.eth.block_number
+            out.blocks, out.seconds = now - crash_block, time.monotonic() - t0
+            # pinned to the block: anvil's "latest" calls can run at a wall-clock time behind the
+            # chain's (set-up mined many blocks a second), where interest accrual underflows
+            debts = [(await pool.functions.getUserAccountData(u).call(block_identifier=now))[1] for u in users]
             if all(d == 0 for d in debts):
                 break
         await asyncio.sleep(2 * block_time_s)

@@ -20,6 +20,7 @@ from web3 import AsyncWeb3
 from keeper.devtools.devchain import DevChain, artifacts
 from keeper.devtools.flashkit import LEND_FEE, SALE_FEE, deploy_flash
 from keeper.devtools.real_aave import FLASH_PREMIUM_BPS, inputs_missing
+from keeper.devtools.real_comet import inputs_missing as comet_missing
 from keeper.devtools.uniswap import inputs_missing as uniswap_missing
 from keeper.risk.intmath import MAX_UINT256
 from keeper.sources.abi import error_name, event
@@ -183,3 +184,61 @@ def _events(receipt: Any, pool: str, liquidator: str) -> dict[str, dict[str, Any
             if entry["address"].lower() == address.lower() and bytes(entry["topics"][0]) == ev.topic:
                 out[name] = ev.decode([bytes(t) for t in entry["topics"]], bytes(entry["data"]))
     return out
+
+
+@pytest.mark.parametrize("target", ["ours", "Comet"])
+async def test_comet_absorb_buy_and_sale_in_one_transaction(target):
+    if target != "ours":
+        require_real_bytecode(comet_missing(), "Compound v3")
+    require_real_bytecode(uniswap_missing(), "Uniswap v3")
+    await on_fresh_anvil(_comet_scenario, target)
+
+
+async def _comet_scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
+    from tests.anvil.test_comet_versions import _deploy as deploy_comet
+    from tests.anvil.test_comet_versions import _tx
+
+    accounts = list(await w3.eth.accounts)
+    admin, proxy_admin, lp, users = accounts[0], accounts[1], accounts[2], accounts[10:12]
+    owner = Account.from_key(DEV_KEYS[9]).address
+    dep, c = await deploy_comet(w3, target, admin, proxy_admin)
+    dc = DevChain(w3)
+    weth, usdc = dep.tokens["WETH"], dep.tokens["USDC"]
+
+    async def supply(user: str, symbol: str, units: int) -> None:
+        await dc.mint(dep, symbol, user, units)
+        await dc.approve(dep, symbol, user, dep.comet, units)
+        await _tx(w3, c.functions.supply(dep.tokens[symbol], units), user)
+
+    await supply(lp, "USDC", 1_000_000 * E6)
+    for u in users:  # liquidatable at $2,300 (0.83 x 3000 x 1 WETH borrowable before)
+        await supply(u, "WETH", E18)
+        await _tx(w3, c.functions.withdraw(usdc, 2_460 * E6), u)
+    await dc.set_price(dep, "WETH", CRASH)
+    assert all([await c.functions.isLiquidatable(u).call() for u in users])
+    kit = await deploy_flash(w3, dc, dep, owner, lp, {"WETH": CRASH, "WBTC": 45_000.0, "USDC": 1.0})
+    liq = w3.eth.contract(address=kit.liquidator, abi=artifacts()["contracts"]["FlashLiquidator"]["abi"])
+    f = liq.functions
+    loan = (0, kit.pools[("WETH", LEND_FEE)], usdc, 4_000 * E6)
+    sale = (encode_path([weth, usdc], [SALE_FEE]), 0)
+    job = (dep.comet, users, [weth], [4_000 * E6], [sale])
+    assert await reverts(f.liquidateComet(loan, (dep.comet, users, [weth], [4_000 * E6], []), 1), owner) == "LengthMismatch"
+    bad = (dep.comet, users, [weth], [4_000 * E6], [(encode_path([usdc, weth], [SALE_FEE]), 0)])
+    assert await reverts(f.liquidateComet(loan, bad, 1), owner) == "BadPath"
+    assert await reverts(f.liquidateComet(loan, job, 10**30), owner) == "ProfitTooLow"
+    assert await reverts(f.liquidateComet(loan, job, 1), lp) == "NotOwner"
+
+    before = await dc.balance(dep, "USDC", owner)
+    tx = await f.liquidateComet(loan, job, 1).transact({"from": owner, "gas": 5_000_000})
+    receipt = await w3.eth.wait_for_transaction_receipt(tx)
+    assert receipt["status"] == 1
+    absorbed = [e for e in receipt["logs"] if bytes(e["topics"][0]) == event("Comet", "AbsorbDebt").topic]
+    bought = [e for e in receipt["logs"] if bytes(e["topics"][0]) == event("Comet", "BuyCollateral").topic]
+    assert len(absorbed) == 2 and len(bought) == 1, "absorb, buy and sale in one transaction"
+    ev = event("FlashLiquidator", "FlashLiquidation")
+    (flash,) = [ev.decode([bytes(t) for t in e["topics"]], bytes(e["data"])) for e in receipt["logs"]
+                if bytes(e["topics"][0]) == ev.topic]  # fmt: skip
+    assert flash["profit"] > 0 and await dc.balance(dep, "USDC", owner) - before == flash["profit"]
+    assert not any([await c.functions.isLiquidatable(u).call() for u in users])
+    for symbol in ("WETH", "USDC"):
+        assert await dc.balance(dep, symbol, kit.liquidator) == 0
