@@ -15,6 +15,7 @@ from keeper.protocols.base import usd
 from keeper.risk.engine import MarketArrays
 from keeper.risk.guards import FeedRound, oracle_problems
 from keeper.settings import OracleSettings, ProtectSettings, Settings
+from keeper.sources.abi import event
 from keeper.strategy.actions import Protect
 
 if TYPE_CHECKING:
@@ -151,3 +152,13 @@ class LendingMarket(ABC):
 
     @abstractmethod
     def unit(self, column: int) -> int: ...
+
+
+def flash_profit(liquidator: str, logs: Sequence[tuple[str, tuple[str, ...], str]]) -> dict[str, Any] | None:
+    """The liquidator's FlashLiquidation event: what it borrowed, paid in fee, and sent the owner."""
+    ev = event("FlashLiquidator", "FlashLiquidation")
+    for address, topics, data in logs:
+        if address.lower() == liquidator.lower() and topics and bytes.fromhex(topics[0][2:]) == ev.topic:
+            args = ev.decode([bytes.fromhex(t[2:]) for t in topics], bytes.fromhex(data[2:]))
+            return {"borrowed": int(args["borrowed"]), "fee": int(args["fee"]), "profit": int(args["profit"])}
+    return None

@@ -18,8 +18,10 @@ from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain
 from keeper.devtools.flashkit import deploy_flash
 from keeper.devtools.real_aave import inputs_missing
+from keeper.devtools.real_comet import inputs_missing as comet_missing
 from keeper.devtools.uniswap import inputs_missing as uniswap_missing
 from keeper.protocols.aave_v3.actions import FlashLiquidate
+from keeper.protocols.comet.actions import FlashAbsorb
 from keeper.settings import FlashSettings
 from keeper.sources.chain import Chain
 from tests.anvil.conftest import DEV_KEYS, liquidations_per_user, on_fresh_anvil, require_real_bytecode, run_live_keeper
@@ -79,5 +81,53 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
         assert abs(got["profit"] - a.expected_net) <= a.expected_out * 0.0005, (got["profit"], a.expected_net)
     profit = sum(o.actual["profit"] for o in outcomes if o.actual)
     assert await dc.balance(dep, "USDC", keeper) == profit > 0
+    for symbol in ("WETH", "USDC"):
+        assert await dc.balance(dep, symbol, kit.liquidator) == 0
+
+
+@pytest.mark.parametrize("target", ["ours", "CometWithExtendedAssetList"])
+async def test_comet_crash_handled_in_one_transaction_without_inventory(target, tmp_path):
+    if target != "ours":
+        require_real_bytecode(comet_missing(), "Compound v3")
+    require_real_bytecode(uniswap_missing(), "Uniswap v3")
+    await on_fresh_anvil(_comet_scenario, target, tmp_path, accounts=30)
+
+
+async def _comet_scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, tmp_path: Any) -> None:
+    from tests.anvil.test_comet_versions import _deploy as deploy_comet
+    from tests.anvil.test_comet_versions import _tx
+
+    accounts = list(await w3.eth.accounts)
+    admin, proxy_admin, lp, users = accounts[0], accounts[1], accounts[2], accounts[10:16]
+    keeper = Account.from_key(DEV_KEYS[9]).address
+    dep, c = await deploy_comet(w3, target, admin, proxy_admin)
+    dc = DevChain(w3)
+
+    async def supply(user: str, symbol: str, units: int) -> None:
+        await dc.mint(dep, symbol, user, units)
+        await dc.approve(dep, symbol, user, dep.comet, units)
+        await _tx(w3, c.functions.supply(dep.tokens[symbol], units), user)
+
+    await supply(lp, "USDC", 1_000_000 * E6)
+    for k, u in enumerate(users):  # 1 to 3 WETH each, liquidatable at $2,300
+        await supply(u, "WETH", (1 + k % 3) * 10**18)
+        await _tx(w3, c.functions.withdraw(dep.tokens["USDC"], (1 + k % 3) * 2_460 * E6), u)
+    await w3.provider.make_request("anvil_setBlockTimestampInterval", [0])  # type: ignore[arg-type]
+    await dc.set_price(dep, "WETH", 2_300.0)
+    kit = await deploy_flash(w3, dc, dep, keeper, lp, {"WETH": 2_300.0, "WBTC": 45_000.0, "USDC": 1.0},
+                             depth_usd=4_000_000.0)  # fmt: skip
+    settings = make_settings(dep, await w3.eth.chain_id, DEV_KEYS[9], (), aave=False, perps=False)
+    settings = settings.model_copy(update={"flash": FlashSettings(**kit.settings("flash"))})
+    k = await run_live_keeper(w3, Chain(keeper_w3, dep.multicall3), settings, tmp_path, blocks=2)
+
+    (o,) = [o for o in k.history if isinstance(o.action, FlashAbsorb)]
+    assert o.results and o.results[-1].status == 1, o.error
+    assert set(o.action.accounts) == set(users)
+    assert not any([await c.functions.isLiquidatable(u).call() for u in users])
+    got = o.actual
+    assert got is not None and got["profit"] >= o.action.min_profit and got["fee"] == o.action.expected_fee
+    sales = sum(b.expected_out for b in o.action.buys)
+    assert abs(got["profit"] - o.action.expected_net) <= sales * 0.0005, (got, o.action.expected_net)
+    assert await dc.balance(dep, "USDC", keeper) == got["profit"]
     for symbol in ("WETH", "USDC"):
         assert await dc.balance(dep, symbol, kit.liquidator) == 0

@@ -222,7 +222,10 @@ async def _comet_scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
     loan = (0, kit.pools[("WETH", LEND_FEE)], usdc, 4_000 * E6)
     sale = (encode_path([weth, usdc], [SALE_FEE]), 0)
     job = (dep.comet, users, [weth], [4_000 * E6], [sale])
-    assert await reverts(f.liquidateComet(loan, (dep.comet, users, [weth], [4_000 * E6], []), 1), owner) == "LengthMismatch"
+    assert (
+        await reverts(f.liquidateComet(loan, (dep.comet, users, [weth], [4_000 * E6], []), 1), owner)
+        == "LengthMismatch"
+    )
     bad = (dep.comet, users, [weth], [4_000 * E6], [(encode_path([usdc, weth], [SALE_FEE]), 0)])
     assert await reverts(f.liquidateComet(loan, bad, 1), owner) == "BadPath"
     assert await reverts(f.liquidateComet(loan, job, 10**30), owner) == "ProfitTooLow"

@@ -58,16 +58,6 @@ def flash_call(pool: str, a: FlashLiquidate) -> TxRequest:
     return TxRequest(a.liquidator, data, desc)
 
 
-def flash_profit(liquidator: str, logs: Sequence[tuple[str, tuple[str, ...], str]]) -> dict[str, int] | None:
-    """The liquidator's FlashLiquidation event: what it borrowed, paid in fee, and sent the owner."""
-    ev = event("FlashLiquidator", "FlashLiquidation")
-    for address, topics, data in logs:
-        if address.lower() == liquidator.lower() and topics and bytes.fromhex(topics[0][2:]) == ev.topic:
-            args = ev.decode([bytes.fromhex(t[2:]) for t in topics], bytes.fromhex(data[2:]))
-            return {"borrowed": int(args["borrowed"]), "fee": int(args["fee"]), "profit": int(args["profit"])}
-    return None
-
-
 def account_data_call(user: str) -> bytes:
     return fn(POOL, "getUserAccountData").encode(user)
 

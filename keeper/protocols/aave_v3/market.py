@@ -24,7 +24,7 @@ from keeper.protocols.aave_v3.levers import decide_liquidations, decide_protect
 from keeper.protocols.aave_v3.math import NAME, Market, Position, account_data, value_exposures
 from keeper.protocols.aave_v3.settings import AaveSettings
 from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
-from keeper.protocols.lending import LendingMarket
+from keeper.protocols.lending import LendingMarket, flash_profit
 from keeper.risk.intmath import WAD, wad_to_health
 from keeper.settings import FlashSettings, LiquidateSettings, ProtectSettings, Settings
 from keeper.sources.abi import fn
@@ -250,7 +250,7 @@ class AaveV3Market(LendingMarket):
                 )
             )
             if isinstance(action, FlashLiquidate):
-                flash = calldata.flash_profit(action.liquidator, [log for r in results for log in r.logs])
+                flash = flash_profit(action.liquidator, [log for r in results for log in r.logs])
                 if flash is not None:
                     found.update(flash)
                     found["text"] += (

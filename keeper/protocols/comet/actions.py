@@ -89,3 +89,65 @@ class BuyCollateral:
     @property
     def worth_base(self) -> int | None:
         return self.expected_gross_base
+
+
+@dataclass(frozen=True)
+class FlashBuy:
+    """One purchase inside a FlashAbsorb: buyCollateral(asset, 0, base_amount), then the sale."""
+
+    asset: str
+    symbol: str
+    base_amount: int
+    expected_collateral: int
+    path: str
+    """Uniswap v3 exactInput path (hex) from the collateral to the base asset."""
+    expected_out: int
+    min_out: int
+
+
+@dataclass(frozen=True)
+class FlashAbsorb:
+    """keeper's FlashLiquidator.liquidateComet in one transaction: a flash loan of the base asset,
+    absorb(accounts), the purchases of the collateral it puts up for sale, their sales on
+    Uniswap v3, the loan repaid; reverts unless `min_profit` base units are left for the owner."""
+
+    accounts: tuple[str, ...]
+    health: tuple[float, ...]
+    base_token: str
+    base_symbol: str
+    liquidator: str
+    lender: str
+    """The Uniswap v3 pool lending the base asset (Comet has no flash loans)."""
+    borrowed: int
+    expected_fee: int
+    buys: tuple[FlashBuy, ...]
+    expected_base_paid_out: int
+    min_profit: int
+    expected_net: int
+    """Base units expected to reach the owner (before gas)."""
+    expected_gross_base: int
+    """expected_net in price units."""
+    expected_gas_base: int
+
+    health_after = float("nan")
+    reaches_target = True
+    liquidation = True
+    protective = False
+    after_previous = False
+    spends: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def subject(self) -> str:
+        return ",".join(self.accounts)
+
+    @property
+    def health_before(self) -> float:
+        return min(self.health)
+
+    @property
+    def gross_profit_base(self) -> int:
+        return self.expected_gross_base
+
+    @property
+    def worth_base(self) -> int | None:
+        return self.expected_gross_base

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from keeper.execution.tx import Approval, TxRequest
-from keeper.protocols.comet.actions import Absorb, BuyCollateral
+from keeper.protocols.comet.actions import Absorb, BuyCollateral, FlashAbsorb
 from keeper.protocols.comet.math import ABI
 from keeper.sources.abi import fn
 from keeper.strategy.actions import Action, Protect
@@ -23,4 +23,20 @@ def encode(comet: str, absorber: str, action: Action) -> tuple[TxRequest, Approv
         desc = f"buyCollateral({action.symbol}, {action.min_amount}, {action.base_amount}, {absorber})"
         data = fn(ABI, "buyCollateral").encode(action.asset, action.min_amount, action.base_amount, absorber)
         return TxRequest(comet, data, desc), (action.base_token, comet, action.base_amount)
+    if isinstance(action, FlashAbsorb):
+        loan = (0, action.lender, action.base_token, action.borrowed)  # 0: a Uniswap v3 pool's flash
+        sales = [(bytes.fromhex(b.path[2:]), b.min_out) for b in action.buys]
+        job = (
+            comet,
+            list(action.accounts),
+            [b.asset for b in action.buys],
+            [b.base_amount for b in action.buys],
+            sales,
+        )
+        data = fn("FlashLiquidator", "liquidateComet").encode(loan, job, action.min_profit)
+        desc = (
+            f"flash absorb([{', '.join(action.accounts)}]) + {len(action.buys)} buy(s) and sale(s), borrowing "
+            f"{action.borrowed} {action.base_symbol} from {action.lender[:10]}, min profit {action.min_profit}"
+        )
+        return TxRequest(action.liquidator, data, desc), None
     raise TypeError(f"not a Compound v3 action: {type(action).__name__}")

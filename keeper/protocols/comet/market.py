@@ -15,23 +15,26 @@ from keeper.errors import ConfigError
 from keeper.execution.tx import Approval, TxRequest
 from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
 from keeper.protocols.comet import math as comet
-from keeper.protocols.comet.actions import Absorb, BuyCollateral
+from keeper.protocols.comet.actions import Absorb, BuyCollateral, FlashAbsorb
 from keeper.protocols.comet.adapter import CometReader, CometStatic
 from keeper.protocols.comet.encode import encode
 from keeper.protocols.comet.engine import ENGINE
+from keeper.protocols.comet.flash import decide_flash_comet, flash_asks
 from keeper.protocols.comet.levers import decide_comet, decide_protect
 from keeper.protocols.comet.settings import CometSettings
-from keeper.protocols.lending import LendingMarket
+from keeper.protocols.lending import LendingMarket, flash_profit
 from keeper.risk.intmath import wad_to_health
-from keeper.settings import LiquidateSettings, ProtectSettings, Settings
-from keeper.sources.chain import Chain
+from keeper.settings import FlashSettings, LiquidateSettings, ProtectSettings, Settings
+from keeper.sources.chain import Call, Chain
 from keeper.strategy.actions import Action, Protect
+from keeper.strategy.flash import Ask, FlashContext, Lender
 
 CAPABILITIES = Capabilities(
     protect=("repay", "supply"),
     liquidation="absorb + buyCollateral",
     plans_without_candidates=True,
     confirms_positions=True,
+    flash=True,
 )
 
 
@@ -137,6 +140,36 @@ class CometMarketAdapter(LendingMarket):
         m = self._market().accrued()  # absorb accrues interest before it checks isLiquidatable
         return decide_comet(candidates, m, self.wallet_columns(wallet)[0], settings, gas_cost_base)
 
+    # -- flash liquidations (FlashRules): absorb + buys + sales in one transaction
+    def flash_asks(self, candidates: Sequence[Any], settings: FlashSettings) -> list[Ask]:
+        return flash_asks(candidates, self._market().accrued())
+
+    def flash_sources(self) -> list[tuple[str, Lender, Call]]:
+        return []  # Comet lends no flash loans: Uniswap v3 pools do
+
+    def flash_liquidations(
+        self, candidates: Sequence[Any], ctx: FlashContext, gas_cost_base: int, settings: Settings, exclude: set[str]
+    ) -> LiquidationPlan:
+        if exclude:  # the wallet already absorbs or buys on this market this block
+            return LiquidationPlan(())
+        min_profit = int(settings.liquidate.min_profit_usd * comet.PRICE_SCALE)
+        return decide_flash_comet(candidates, self._market().accrued(), ctx, settings.flash, gas_cost_base, min_profit)
+
+    def actual(self, action: Any, results: Any) -> dict[str, Any] | None:
+        if not isinstance(action, FlashAbsorb):
+            return None
+        logs = [log for r in results for log in r.logs]
+        found = flash_profit(action.liquidator, logs)
+        if found is None:
+            return None
+        unit = self.unit(0)
+        found["text"] = (
+            f"absorbed {len(action.accounts)}, bought and sold {len(action.buys)} asset(s); loan fee "
+            f"{found['fee'] / unit:,.4f}, profit {found['profit'] / unit:,.4f} {action.base_symbol} to the owner "
+            f"(predicted {action.expected_net / unit:,.4f})"
+        )
+        return found
+
     # -- writes
     def encode(self, action: Action) -> tuple[TxRequest, Approval | None]:
         return encode(self.address, self.keeper_address, action)
@@ -154,6 +187,14 @@ class CometMarketAdapter(LendingMarket):
                 f"{', '.join(a[:10] + '…' for a in action.accounts)}  HF "
                 f"{', '.join(f'{h:.4f}' for h in action.health)}  protocol takes {seized}  "
                 f"gas {gas:,} ({usd(gas_cost)})  {status}"
+            )
+        if isinstance(action, FlashAbsorb):
+            buys = ", ".join(f"{b.expected_collateral / self.unit_of(b.asset):,.6f} {b.symbol}" for b in action.buys)
+            return (
+                f"{head} FLASH ABSORB {len(action.accounts)} account(s) HF "
+                f"{', '.join(f'{h:.4f}' for h in action.health)}, buy and sell {buys}, borrowing "
+                f"{action.borrowed / self.unit(0):,.2f} {action.base_symbol}  gas {gas:,} ({usd(gas_cost)})  "
+                f"profit {usd(action.expected_gross_base - gas_cost)}  {status}"
             )
         assert isinstance(action, BuyCollateral)
         return (
