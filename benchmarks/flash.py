@@ -22,7 +22,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account import Account
@@ -41,6 +41,7 @@ from keeper.execution.executor import Executor
 from keeper.execution.journal import Journal
 from keeper.execution.signer import Signer
 from keeper.settings import FlashSettings
+from keeper.sources.abi import event
 from keeper.sources.chain import Chain
 from keeper.sources.uniswap import encode_path
 
@@ -61,6 +62,10 @@ class Result:
     gas_usd: float = 0.0
     wallet_usdc: float = 0.0
     """What the wallet had to hold of the debt asset before the crash."""
+    per_block: dict[int, int] = field(default_factory=dict)
+    """Blocks after the crash -> liquidations mined in it."""
+    gas_m: dict[int, int] = field(default_factory=dict)
+    """Blocks after the crash -> gas used in it (millions)."""
 
 
 async def run_path(flash: bool, n: int, block_time_s: float, depth_usd: float, tmp: Path) -> Result:
@@ -118,6 +123,14 @@ async def run_path(flash: bool, n: int, block_time_s: float, depth_usd: float, t
                 break
         await asyncio.sleep(2 * block_time_s)
         out.handled = sum(1 for c in (await _counts(w3, dep.pool, "LiquidationCall", 3, "AaveV3Pool")).values() if c)
+        topic = "0x" + event("AaveV3Pool", "LiquidationCall").topic.hex()
+        mined = await w3.eth.get_logs({"address": dep.pool, "topics": [topic], "fromBlock": crash_block})
+        for entry in mined:
+            k = int(entry["blockNumber"]) - crash_block
+            out.per_block[k] = out.per_block.get(k, 0) + 1
+        for k in out.per_block:
+            blk = await w3.eth.get_block(crash_block + k)
+            out.gas_m[k] = round(blk["gasUsed"] / 1e6)
         states = dict(journal.db.execute("SELECT state, COUNT(*) FROM txs GROUP BY state").fetchall())
         out.reverts = int(states.get("failed", 0))
         eth_usd = CRASH
@@ -146,6 +159,10 @@ async def run_path(flash: bool, n: int, block_time_s: float, depth_usd: float, t
     return out
 
 
+def mined_text(r: Result) -> str:
+    return ", ".join(f"+{k}: {n} ({r.gas_m.get(k, 0)}M gas)" for k, n in sorted(r.per_block.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--positions", type=int, default=100)
@@ -158,13 +175,13 @@ def main() -> None:
                    for f in (False, True)]  # fmt: skip
     base = results[0]
     print(f"{'path':>9} {'wallet USDC':>11} {'liquidated':>10} {'blocks':>6} {'seconds':>7} {'reverts':>7} "
-          f"{'profit/liq $':>12} {'x inventory':>11} {'gas/liq $':>9} {'at oracle $':>11}")  # fmt: skip
+          f"{'profit/liq $':>12} {'x inventory':>11} {'gas/liq $':>9} {'at oracle $':>11}  mined in")  # fmt: skip
     for r in results:
         per = r.profit_usd / max(1, r.handled)
         ratio = per / (base.profit_usd / max(1, base.handled)) if base.profit_usd else float("nan")
         print(f"{r.path:>9} {r.wallet_usdc:>11,.0f} {r.handled:>6}/{r.positions:<3} {r.blocks:>6} {r.seconds:>7.1f} "
               f"{r.reverts:>7} {per:>12,.2f} {ratio:>11.3f} {r.gas_usd / max(1, r.handled):>9.2f} "
-              f"{r.profit_oracle_usd / max(1, r.handled):>11,.2f}")  # fmt: skip
+              f"{r.profit_oracle_usd / max(1, r.handled):>11,.2f}  {mined_text(r)}")  # fmt: skip
 
 
 if __name__ == "__main__":
