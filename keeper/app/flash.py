@@ -6,7 +6,7 @@ pools holding it, and the market's own flash loans), so the planner can compare 
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import Any, cast
 
 from eth_abi import decode
 
@@ -27,7 +27,9 @@ class FlashReads:
         self.settings = settings
         self.dex = Uniswap(settings.factory, settings.quoter, settings.fees) if settings.funding != "wallet" else None
 
-    async def context(self, chain: Chain, head: Head, w: Watch, snap: Snapshot) -> FlashContext | None:
+    async def context(
+        self, chain: Chain, head: Head, w: Watch, snap: Snapshot, busy: frozenset[tuple[str, str]] = frozenset()
+    ) -> FlashContext | None:
         """Quotes and lenders for this market's liquidation candidates (None: nothing to quote,
         or the market does not liquidate through the contract)."""
         fs = self.settings
@@ -58,4 +60,11 @@ class FlashReads:
                 )
         log.debug("%s: sale curves of %d pairs for %d liquidations, lenders of %d assets", w.label, len(curves),
                   len(asks), len(lenders))  # fmt: skip
-        return FlashContext(fs.liquidator, curves, lenders, fs.slippage_bps)
+        return FlashContext(fs.liquidator, curves, lenders, fs.slippage_bps, busy)
+
+
+def sold_pairs(w: Watch, actions: list[Any]) -> set[tuple[str, str]]:
+    """The pairs a market's flash actions of this block sell (none for a market without the flash path)."""
+    if not w.adapter.capabilities.flash:
+        return set()
+    return cast(FlashRules, w.adapter).flash_pairs(actions)

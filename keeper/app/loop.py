@@ -21,7 +21,7 @@ from eth_utils import to_checksum_address
 
 from keeper.app.alerts import alert
 from keeper.app.execute import prioritised
-from keeper.app.flash import FlashReads
+from keeper.app.flash import FlashReads, sold_pairs
 from keeper.app.metrics import AT_RISK
 from keeper.app.outcomes import ActionOutcome
 from keeper.app.startup import Startup
@@ -161,6 +161,8 @@ class Keeper(Startup):
         if self._worker_error is not None:
             raise self._worker_error
         batches: list[tuple[Watch, list[Action]]] = []
+        sold: set[tuple[str, str]] = set()
+        """Pairs this block's flash liquidations sell: one market per pair and block."""
         for w in self.watches:
             if w.book is None or w.error:
                 continue  # not read this block (reported in _refresh)
@@ -173,12 +175,14 @@ class Keeper(Startup):
             at_risk = int(np.sum(snap.health.health_factor < AT_RISK))
             self.market_stats[w.label] = (len(w.book), below_one, at_risk)
             try:
-                flash = await self.flash_reads.context(self.chain, head, w, snap)
+                flash = await self.flash_reads.context(self.chain, head, w, snap, frozenset(sold))
             except TransientError as exc:  # protection and wallet-funded liquidations go on without it
                 log.warning("%s: flash quotes not read at block %d (%s): wallet-funded only", w.label, head.number, exc)
                 flash = None
             actions = []
-            for action in w.decide(head, snap, wallet, gas_price_wei, flash):
+            decided = w.decide(head, snap, wallet, gas_price_wei, flash)
+            sold |= sold_pairs(w, decided)
+            for action in decided:
                 if (w.label, action.subject) in self._busy:
                     log_decision(head.number, w.label, "skip", action.subject, {"reason": "an action is queued"})
                 else:

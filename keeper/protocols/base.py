@@ -233,6 +233,10 @@ class FlashRules(Protocol):
         """The flash-funded liquidations worth doing (accounts in `exclude` are left alone)."""
         ...
 
+    def flash_pairs(self, actions: Sequence[Action]) -> set[tuple[str, str]]:
+        """The (token in, token out) pairs, lowercase, these actions sell on Uniswap v3."""
+        ...
+
 
 def topic_words(logs: Iterable[Mapping[str, Any]], slots: Mapping[bytes, tuple[int, ...]]) -> Iterator[bytes]:
     """The 32-byte topics at the given positions of each log whose topic0 is in `slots` (the

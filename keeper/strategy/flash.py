@@ -71,6 +71,9 @@ class FlashContext:
     lenders: Mapping[str, Sequence[Lender]] = field(default_factory=dict)
     """Lowercase token -> who can lend it."""
     slippage_bps: int = 50
+    busy: frozenset[tuple[str, str]] = frozenset()
+    """Pairs another market's flash liquidations sell this block: left for the next block here
+    (two markets' sales through one pool in one block would each be priced without the other's)."""
 
 
 def flash_fee(lender: Lender, amount: int) -> int:
@@ -129,6 +132,8 @@ def best_size(
     borrowed above the repaid amount for interest accrued before inclusion), the sale priced on
     the pair's curve after `sold_before` units this block. None when none can be funded and sold."""
     same = collateral.lower() == debt.lower()
+    if pair(collateral, debt) in ctx.busy:
+        return None
     curve = None if same else ctx.curves.get(pair(collateral, debt))
     if curve is None and not same:
         return None

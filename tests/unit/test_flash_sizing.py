@@ -60,3 +60,13 @@ def test_price_impact_makes_a_partial_liquidation_pay_more_than_the_largest():
     # after this block's earlier sales of the pair, the same size pays less
     later = best_size(deep, WETH, USDC, sizes[:1], sold_before=30 * E18)
     assert later is not None and later.received_out < best_size(deep, WETH, USDC, sizes[:1]).received_out  # type: ignore[union-attr]
+
+
+def test_a_pair_another_market_sells_this_block_is_left_for_the_next():
+    lender = Lender("uniswap", "0x" + "0b" * 20, 500, 10**30)
+    curves = {pair(WETH, USDC): shallow_curve(2_300.0, 200_000.0)}
+    sizes = [(int(2_000 * E6), int(2_000 / 2_300 * 1.05 * E18), 0)]
+    free = FlashContext("0x" + "ff" * 20, curves, {USDC: [lender]})
+    busy = FlashContext(free.liquidator, curves, free.lenders, busy=frozenset({pair(WETH, USDC)}))
+    assert best_size(free, WETH, USDC, sizes) is not None
+    assert best_size(busy, WETH, USDC, sizes) is None

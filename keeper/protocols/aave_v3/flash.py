@@ -121,7 +121,12 @@ def decide_flash(
     for pos in sorted(liquidatable, key=standalone, reverse=True):
         found = _best(pos, market, ctx, fs, sold) if alone[pos.user] is not None else None
         if found is None:
-            skipped.append(_skip(pos, market, "flash: no lender and priced sale for any collateral/debt pair"))
+            busy = {market.reserves[c].symbol for c, d in pairs(pos, market)
+                    if pair(market.reserves[c].asset, market.reserves[d].asset) in ctx.busy}  # fmt: skip
+            why = "flash: no lender and priced sale for any collateral/debt pair"
+            if busy:
+                why = f"flash: {', '.join(sorted(busy))} is sold by another market's flash liquidation this block"
+            skipped.append(_skip(pos, market, why))
             continue
         c, d, size, pick = found
         price, unit = market.prices_base[d], market.configs[d].unit
@@ -161,3 +166,8 @@ def decide_flash(
             )
         )
     return LiquidationPlan(tuple(chosen), tuple(skipped))
+
+
+def flash_pairs(actions: Iterable[object]) -> set[tuple[str, str]]:
+    """The (collateral, debt) pairs these actions sell through Uniswap v3."""
+    return {pair(a.collateral_asset, a.debt_asset) for a in actions if isinstance(a, FlashLiquidate) and a.path}

@@ -19,7 +19,7 @@ from keeper.protocols.aave_v3 import encode as calldata
 from keeper.protocols.aave_v3.actions import FlashLiquidate, Liquidate
 from keeper.protocols.aave_v3.adapter import AaveV3Reader
 from keeper.protocols.aave_v3.engine import ENGINE
-from keeper.protocols.aave_v3.flash import decide_flash, flash_asks
+from keeper.protocols.aave_v3.flash import decide_flash, flash_asks, flash_pairs
 from keeper.protocols.aave_v3.levers import decide_liquidations, decide_protect
 from keeper.protocols.aave_v3.math import NAME, Market, Position, account_data, value_exposures
 from keeper.protocols.aave_v3.settings import AaveSettings
@@ -204,6 +204,9 @@ class AaveV3Market(LendingMarket):
     # -- flash liquidations (FlashRules)
     def flash_asks(self, candidates: Sequence[Any], settings: FlashSettings) -> list[Ask]:
         return flash_asks(candidates, self._market(), settings, settings.liquidator)
+
+    def flash_pairs(self, actions: Sequence[Action]) -> set[tuple[str, str]]:
+        return flash_pairs(actions)
 
     def flash_sources(self) -> list[tuple[str, Lender, Call]]:
         """The Pool's own flash loans of each reserve that allows them (up to what its aToken holds)."""

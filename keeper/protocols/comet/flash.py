@@ -54,7 +54,7 @@ def decide_flash_comet(
     buys: list[FlashBuy] = []
     pools: set[str] = set()
     for i, a in enumerate(m.assets):
-        curve = ctx.curves.get(pair(a.asset, m.base_token))
+        curve = None if pair(a.asset, m.base_token) in ctx.busy else ctx.curves.get(pair(a.asset, m.base_token))
         if after[i] <= 0 or curve is None or not (reserves < 0 or reserves < m.target_reserves):
             continue
         best: tuple[int, int, int, int] | None = None  # (net, base, collateral, out)
@@ -72,7 +72,13 @@ def decide_flash_comet(
         pools |= curve.pools
         reserves += base_amount
     if not buys:
-        return LiquidationPlan((), _skips(targets, m, "flash: no purchase after the absorb sells at a profit"))
+        busy = [
+            m.symbols[i] for i, a in enumerate(m.assets) if after[i] > 0 and pair(a.asset, m.base_token) in ctx.busy
+        ]
+        why = "flash: no purchase after the absorb sells at a profit"
+        if busy:
+            why = f"flash: {', '.join(busy)} is sold by another market's flash liquidation this block"
+        return LiquidationPlan((), _skips(targets, m, why))
     borrowed = sum(b.base_amount for b in buys)
     lender = pick_lender(ctx, m.base_token, borrowed, frozenset(pools))
     if lender is None or lender.source != "uniswap":
@@ -106,3 +112,8 @@ def decide_flash_comet(
 
 def _skips(targets: list[comet.CometPosition], m: comet.CometMarket, reason: str) -> tuple[Skip, ...]:
     return tuple(Skip(p.user, reason, {"health_factor_wad": comet.health_factor_wad(p, m)}) for p in targets)
+
+
+def flash_pairs(actions: Iterable[object]) -> set[tuple[str, str]]:
+    """The (collateral, base) pairs these actions sell through Uniswap v3."""
+    return {pair(b.asset, a.base_token) for a in actions if isinstance(a, FlashAbsorb) for b in a.buys}

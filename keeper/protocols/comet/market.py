@@ -19,7 +19,7 @@ from keeper.protocols.comet.actions import Absorb, BuyCollateral, FlashAbsorb
 from keeper.protocols.comet.adapter import CometReader, CometStatic
 from keeper.protocols.comet.encode import encode
 from keeper.protocols.comet.engine import ENGINE
-from keeper.protocols.comet.flash import decide_flash_comet, flash_asks
+from keeper.protocols.comet.flash import decide_flash_comet, flash_asks, flash_pairs
 from keeper.protocols.comet.levers import decide_comet, decide_protect
 from keeper.protocols.comet.settings import CometSettings
 from keeper.protocols.lending import LendingMarket, flash_profit
@@ -143,6 +143,9 @@ class CometMarketAdapter(LendingMarket):
     # -- flash liquidations (FlashRules): absorb + buys + sales in one transaction
     def flash_asks(self, candidates: Sequence[Any], settings: FlashSettings) -> list[Ask]:
         return flash_asks(candidates, self._market().accrued())
+
+    def flash_pairs(self, actions: Sequence[Action]) -> set[tuple[str, str]]:
+        return flash_pairs(actions)
 
     def flash_sources(self) -> list[tuple[str, Lender, Call]]:
         return []  # Comet lends no flash loans: Uniswap v3 pools do
