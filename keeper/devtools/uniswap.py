@@ -16,6 +16,8 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from web3 import AsyncWeb3
 
+from keeper.sources.uniswap import POOL_INIT_CODE_HASH, pool_address
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = {
     "UniswapV3Factory": "@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json",
@@ -26,8 +28,6 @@ ARTIFACTS = {
         "@uniswap/v3-periphery/artifacts/contracts/NonfungiblePositionManager.sol/NonfungiblePositionManager.json"
     ),
 }
-POOL_INIT_CODE_HASH = "e34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54"
-"""PoolAddress.POOL_INIT_CODE_HASH of the periphery: keccak256 of the core pool's creation code."""
 TICK_SPACING = {100: 1, 500: 10, 3_000: 60, 10_000: 200}
 MAX_TICK = 887_272
 
@@ -52,14 +52,6 @@ def sqrt_price_x96(price: float, decimals0: int, decimals1: int) -> int:
     """sqrtPriceX96 for `price` token1 per token0 in whole units (raw: x 10^(d1 - d0))."""
     raw = price * 10 ** (decimals1 - decimals0)
     return int(math.sqrt(raw) * 2**96)
-
-
-def pool_address(factory: str, token_a: str, token_b: str, fee: int) -> str:
-    """CREATE2 address of the (token_a, token_b, fee) pool, as the periphery computes it."""
-    t0, t1 = sorted((token_a.lower(), token_b.lower()))
-    salt = keccak(bytes.fromhex(t0[2:].rjust(64, "0")) + bytes.fromhex(t1[2:].rjust(64, "0")) + fee.to_bytes(32, "big"))
-    raw = keccak(b"\xff" + bytes.fromhex(factory[2:]) + salt + bytes.fromhex(POOL_INIT_CODE_HASH))[12:]
-    return str(to_checksum_address(raw))
 
 
 @dataclass
@@ -145,3 +137,6 @@ async def deploy_uniswap(w3: AsyncWeb3[Any], deployer: str, weth: str) -> Uniswa
     router = await deploy("SwapRouter", factory, weth)
     positions = await deploy("NonfungiblePositionManager", factory, weth, "0x" + "00" * 20)
     return Uniswap(w3, deployer, factory, quoter, router, positions, to_checksum_address(weth))
+
+
+__all__ = ["POOL_INIT_CODE_HASH", "Uniswap", "deploy_uniswap", "inputs_missing", "pool_address", "sqrt_price_x96"]

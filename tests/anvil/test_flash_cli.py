@@ -28,26 +28,11 @@ async def test_deploy_liquidator_then_liquidate_without_inventory(anvil, tmp_pat
     assert "dry-run: simulated only, nothing sent" in r.stdout, r.stdout
     assert await w3.eth.get_transaction_count(keeper) == nonce
 
-    r = keeper_cli(
-        "deploy-liquidator",
-        "--network",
-        "local",
-        "--dry-run",
-        "--router",
-        "0x12",
-        env={**env, "KEEPER_ADDRESS": keeper},
-    )
-    assert r.returncode == 2 and "--router / [flash] router: not an address" in r.stderr, r.stderr
-    r = keeper_cli(
-        "deploy-liquidator",
-        "--network",
-        "local",
-        "--dry-run",
-        "--router",
-        keeper,
-        env={**env, "KEEPER_ADDRESS": keeper},
-    )
-    assert r.returncode == 2 and "no contract code at the SwapRouter" in r.stderr, r.stderr
+    for router, why in (("0x12", "--router / [flash] router: not an address"),
+                        (keeper, "no contract code at the SwapRouter")):  # fmt: skip
+        dry = ("deploy-liquidator", "--network", "local", "--dry-run", "--router", router)
+        r = keeper_cli(*dry, env={**env, "KEEPER_ADDRESS": keeper})
+        assert r.returncode == 2 and why in r.stderr, r.stderr
 
     r = keeper_cli("deploy-liquidator", "--network", "local", env={**env, "KEEPER_PRIVATE_KEY": DEV_KEYS[9]})
     assert r.returncode == 0, r.stderr

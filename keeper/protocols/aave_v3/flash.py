@@ -70,28 +70,34 @@ def flash_asks(positions: Iterable[Position], market: Market, fs: FlashSettings,
     for pos in positions:
         if account_data(pos, market).health_factor_wad >= HEALTH_FACTOR_LIQUIDATION_THRESHOLD:
             continue
-        for c, d in pairs(pos, market):
-            options = sizes(pos, market, c, d, fs.sizes, liquidator) if c != d else []
-            if options:
+        for c, d, options in candidates(pos, market, fs, liquidator):
+            if options and c != d:
                 received = max(s.received for s in options)
                 asks.append(Ask(market.reserves[c].asset, market.reserves[d].asset, received))
     return asks
 
 
+Candidates = list[tuple[int, int, list[Size]]]
+"""(collateral, debt, candidate sizes) of one account's pairs."""
+
+
+def candidates(pos: Position, market: Market, fs: FlashSettings, liquidator: str) -> Candidates:
+    return [(c, d, sizes(pos, market, c, d, fs.sizes, liquidator)) for c, d in pairs(pos, market)]
+
+
 def _best(
-    pos: Position, market: Market, ctx: FlashContext, fs: FlashSettings, sold: dict[tuple[str, str], int]
+    market: Market, ctx: FlashContext, options: Candidates, sold: dict[tuple[str, str], int]
 ) -> tuple[int, int, Size, Sized] | None:
     """The account's best (collateral, debt, size, priced) after what this block already sells."""
     best = None
-    for c, d in pairs(pos, market):
-        options = sizes(pos, market, c, d, fs.sizes, ctx.liquidator)
+    for c, d, found in options:
         ca, da = market.reserves[c].asset, market.reserves[d].asset
-        pick = best_size(ctx, ca, da, [(s.repaid, s.received, s.headroom) for s in options], sold.get(pair(ca, da), 0))
+        pick = best_size(ctx, ca, da, [(s.repaid, s.received, s.headroom) for s in found], sold.get(pair(ca, da), 0))
         if pick is None:
             continue
         value = pick.net * market.prices_base[d] // market.configs[d].unit
         if best is None or value > best[0]:
-            best = (value, c, d, options[pick.index], pick)
+            best = (value, c, d, found[pick.index], pick)
     return None if best is None else best[1:]
 
 
@@ -109,7 +115,8 @@ def decide_flash(
     liquidatable = [
         p for p in positions if account_data(p, market).health_factor_wad < HEALTH_FACTOR_LIQUIDATION_THRESHOLD
     ]
-    alone = {p.user: _best(p, market, ctx, fs, {}) for p in liquidatable}
+    options = {p.user: candidates(p, market, fs, ctx.liquidator) for p in liquidatable}  # exact math, once
+    alone = {p.user: _best(market, ctx, options[p.user], {}) for p in liquidatable}
 
     def standalone(p: Position) -> int:
         found = alone[p.user]
@@ -119,9 +126,9 @@ def decide_flash(
     chosen: list[FlashLiquidate] = []
     skipped: list[Skip] = []
     for pos in sorted(liquidatable, key=standalone, reverse=True):
-        found = _best(pos, market, ctx, fs, sold) if alone[pos.user] is not None else None
+        found = _best(market, ctx, options[pos.user], sold) if alone[pos.user] is not None else None
         if found is None:
-            busy = {market.reserves[c].symbol for c, d in pairs(pos, market)
+            busy = {market.reserves[c].symbol for c, d, _ in options[pos.user]
                     if pair(market.reserves[c].asset, market.reserves[d].asset) in ctx.busy}  # fmt: skip
             why = "flash: no lender and priced sale for any collateral/debt pair"
             if busy:

@@ -5,8 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class OnAccounts:
+    """For actions on a batch of accounts (the dataclass has `accounts` and their `health`)."""
+
+    accounts: tuple[str, ...]
+    health: tuple[float, ...]
+
+    @property
+    def subject(self) -> str:
+        return ",".join(self.accounts)
+
+    @property
+    def health_before(self) -> float:
+        return min(self.health)
+
+
 @dataclass(frozen=True)
-class Absorb:
+class Absorb(OnAccounts):
     """Comet absorb(absorber, accounts): the protocol takes every listed account (pays its debt
     from reserves, keeps its collateral for sale). The absorber is paid nothing on chain: what it
     is worth is the discount of the buyCollateral calls it opens up (`expected_gain_base`)."""
@@ -30,14 +45,6 @@ class Absorb:
     protective = False
     after_previous = False
     spends: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def subject(self) -> str:
-        return ",".join(self.accounts)
-
-    @property
-    def health_before(self) -> float:
-        return min(self.health)
 
     @property
     def worth_base(self) -> int | None:
@@ -106,7 +113,7 @@ class FlashBuy:
 
 
 @dataclass(frozen=True)
-class FlashAbsorb:
+class FlashAbsorb(OnAccounts):
     """keeper's FlashLiquidator.liquidateComet in one transaction: a flash loan of the base asset,
     absorb(accounts), the purchases of the collateral it puts up for sale, their sales on
     Uniswap v3, the loan repaid; reverts unless `min_profit` base units are left for the owner."""
@@ -135,14 +142,6 @@ class FlashAbsorb:
     protective = False
     after_previous = False
     spends: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def subject(self) -> str:
-        return ",".join(self.accounts)
-
-    @property
-    def health_before(self) -> float:
-        return min(self.health)
 
     @property
     def gross_profit_base(self) -> int:
