@@ -251,6 +251,8 @@ async def _dispatch(args: Any) -> int:
                       f"{' and ' + args.report if args.report else ''})", file=sys.stderr)  # fmt: skip
                 return 1
     finally:
+        if keeper.executor.relay is not None:
+            await keeper.executor.relay.close()
         await keeper.chain.close()
     return 0
 

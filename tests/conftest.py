@@ -16,6 +16,8 @@ SECRETS = {
     "config tests' key": "4c" * 32,
     "anvil dev key 0": "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "anvil dev key 9": "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+    "private tests' relay auth key": "42" * 32,
+    "unit tests' relay API key": "relay-api-key-7f3a",
 }
 LEAKS: list[str] = []
 

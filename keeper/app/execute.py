@@ -88,7 +88,8 @@ class Execution(Recording):
                 done[k] = out
         for chain in chains:
             if chain[0] not in done:
-                for k, out in zip(chain, await self._in_order(head, w, [actions[k] for k in chain]), strict=True):
+                run = self._bundled if self._bundles(chain, actions) else self._in_order
+                for k, out in zip(chain, await run(head, w, [actions[k] for k in chain]), strict=True):
                     done[k] = out
         outcomes = [done[k] for k in range(len(actions))]
         await self._health_after(w, outcomes)
@@ -131,6 +132,63 @@ class Execution(Recording):
                     bundle = None
             outcomes.append(out)
         return outcomes
+
+    def _bundles(self, chain: list[int], actions: list[Action]) -> bool:
+        """A chain goes to the private relay as one bundle when there is one, it is live, the
+        node can simulate bundles, and every action after the first can share its block."""
+        ex = self.executor
+        return (
+            len(chain) > 1
+            and ex.relay is not None
+            and not ex.dry_run
+            and not ex.cannot_bundle
+            and all(actions[k].same_block for k in chain[1:])
+        )
+
+    async def _bundled(self, head: Head, w: Watch, actions: list[Action]) -> list[ActionOutcome]:
+        """A chain as one private bundle: the approvals the whole chain needs (summed per token
+        and spender), then its actions, landing together or not at all."""
+        outs = [ActionOutcome(head.number, w.label, a, price_scale=w.price_scale) for a in actions]
+        keys: list[ActionKey] = []
+        try:
+            for out in outs:
+                key, refused = self._admit(head, w, out.action)
+                if refused:  # the chain is planned as a whole: none of it goes
+                    for o in outs:
+                        o.error = f"SkipAction: not sent: {type(out.action).__name__} in its bundle: {refused}"
+                    return outs
+                keys.append(key)
+        except StorageError as exc:
+            self._storage_failed(exc)
+            for o in outs:
+                o.error = f"StorageError: not sent: {exc}"
+            return outs
+        items: list[Planned] = []
+        owner: list[int] = []
+        totals: dict[tuple[str, str], int] = {}
+        encoded = [w.adapter.encode(out.action) for out in outs]
+        for _, approve in encoded:
+            if approve is not None:
+                totals[approve[0], approve[1]] = totals.get((approve[0], approve[1]), 0) + approve[2]
+        try:
+            for (token, spender), total in totals.items():
+                for a in await self.executor.approvals_needed(token, spender, total):
+                    items.append(Planned(a, keys[0], None, None, actions[0].protective, "approval"))
+                    owner.append(0)
+        except TransientError as exc:
+            return [self._finish(w, o, k, exc) for o, k in zip(outs, keys, strict=True)]
+        for k, ((tx, _), out) in enumerate(zip(encoded, outs, strict=True)):
+            items.append(Planned(tx, keys[k], w.worth_wei(out.action), None, out.action.protective))
+            owner.append(k)
+        got = await self.executor.bundle(items)
+        per: list[list[TxResult] | Exception] = [[] for _ in outs]
+        for k, result in zip(owner, got, strict=True):
+            current = per[k]
+            if isinstance(result, Exception):
+                per[k] = current if isinstance(current, Exception) else result
+            elif not isinstance(current, Exception):
+                current += result
+        return [self._finish(w, o, k, r) for o, k, r in zip(outs, keys, per, strict=True)]
 
     async def _encoded(self, w: Watch, action: Action) -> list[TxRequest]:
         """An action as the transactions a dry-run bundle replays: its approvals, then itself."""
@@ -256,7 +314,7 @@ class Execution(Recording):
             return out
         try:
             result: list[TxResult] | Exception = await self.executor.execute(
-                tx, approve=approve, max_gas_cost_wei=w.worth_wei(action), key=key
+                tx, approve=approve, max_gas_cost_wei=w.worth_wei(action), key=key, protective=action.protective
             )
         except (SkipAction, ExecutionError, TransientError, StorageError) as exc:
             result = exc
@@ -274,7 +332,9 @@ class Execution(Recording):
                     if refused:
                         out.error = f"SkipAction: {refused}"
                     else:
-                        planned.append((out, key, Planned(tx, key, w.worth_wei(out.action), approve)))
+                        planned.append(
+                            (out, key, Planned(tx, key, w.worth_wei(out.action), approve, out.action.protective))
+                        )
         except StorageError as exc:  # nothing was admitted (one commit): nothing is sent
             self._storage_failed(exc)
             for out in outs:

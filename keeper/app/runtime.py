@@ -15,10 +15,11 @@ from keeper.app.ops import OpsServer
 from keeper.errors import ConfigError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import Checkpoints, Journal
-from keeper.execution.signer import Signer
+from keeper.execution.signer import RelayAuth, Signer
 from keeper.settings import Settings
 from keeper.settings.load import load_settings
 from keeper.sources.chain import Chain
+from keeper.sources.relay import Relay
 from keeper.sources.rpc import FailoverProvider
 
 
@@ -58,10 +59,21 @@ def build_keeper(settings: Settings, w3: AsyncWeb3[Any], *, dry_run: bool) -> Ke
     signer = Signer(settings.private_key) if settings.private_key else None
     assert settings.address is not None
     journal = Journal(":memory:" if dry_run else journal_path(settings))
-    executor = Executor(chain, settings.execution, settings.address, signer, dry_run=dry_run, journal=journal)
+    executor = Executor(
+        chain, settings.execution, settings.address, signer, dry_run=dry_run, journal=journal, relay=relay_of(settings)
+    )
     keeper = Keeper(settings, chain, executor, report=print, checkpoints=Checkpoints(checkpoint_path(settings)))
     keeper.background = True  # decisions never wait on confirmations
     return keeper
+
+
+def relay_of(settings: Settings) -> Relay | None:
+    """The private relay of `[execution] private_rpc_url` (signed with KEEPER_RELAY_AUTH_KEY when set)."""
+    url = settings.execution.private_rpc_url
+    if url is None:
+        return None
+    auth = RelayAuth(settings.relay_auth_key).header if settings.relay_auth_key else None
+    return Relay(url.get_secret_value(), timeout_s=settings.rpc_timeout_s, auth=auth)
 
 
 async def open_keeper(network: str, env_file: str | None, *, dry_run: bool, require_key: bool) -> Keeper:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from eth_utils import to_checksum_address
 from web3.exceptions import ContractLogicError
@@ -89,6 +90,7 @@ class Startup(Execution):
                 raise ConfigError(f"the journal cannot be opened for writing: {exc}") from None
             b.bound = True
         if not self.executor.dry_run and self._recovery is None:
+            self._log_route()
             self._start_recovery("a previous run")
         if b.head is None:
             b.head = await self.chain.head()
@@ -112,6 +114,20 @@ class Startup(Execution):
                     w.book.n_assets,
                     head.number,
                 )
+
+    def _log_route(self) -> None:
+        """Where transactions go (the relay named by its host only: its URL may hold a key)."""
+        e = self.settings.execution
+        if e.private_rpc_url is None:
+            log.info("sending through the public RPC ([execution] private_rpc_url is not set)")
+            return
+        host = urlsplit(e.private_rpc_url.get_secret_value()).hostname
+        log.info(
+            "sending through the private relay at %s: bundles for dependent transactions; after %d blocks not "
+            "included, public fallback for protective actions %s, for liquidations %s%s", host, e.private_blocks,
+            "on" if e.private_fallback_protect else "off", "on" if e.private_fallback_liquidate else "off",
+            "; every private transaction also sent publicly (private_also_public)" if e.private_also_public else "",
+        )  # fmt: skip
 
     async def _discover(self, w: Watch, head: Head) -> list[str]:
         start, known = w.adapter.start_block, set()

@@ -60,6 +60,8 @@ class FaultProxy:
         self.chain_id_hex = chain_id_hex
         self.missing_methods = missing_methods
         self.refuse_sends, self.sends = refuse_sends, 0
+        self.public_sends: list[str] = []
+        """Every signed transaction sent through it (raw hex), in order."""
         self.faults: dict[str, int] = {k: 0 for k in (*KINDS, "ok")}
         self.session: aiohttp.ClientSession | None = None
         self.runner: web.AppRunner | None = None
@@ -77,6 +79,11 @@ class FaultProxy:
             return web.Response(status=400, text="not JSON")
         items = payload if isinstance(payload, list) else [payload]
         methods = {str(i.get("method")) for i in items if isinstance(i, dict)}
+        self.public_sends += [
+            str((i.get("params") or [""])[0])
+            for i in items
+            if isinstance(i, dict) and i.get("method") == "eth_sendRawTransaction"
+        ]
         if self.chain_id_hex and methods == {"eth_chainId"} and not isinstance(payload, list):
             return web.json_response(_reply(payload["id"], result=self.chain_id_hex))
         missing = methods & self.missing_methods

@@ -119,6 +119,7 @@ class Bursts(Tracking):
                     for i, _, gas_limit in ready[start : start + BURST_CHUNK]:
                         nonce = await self.nonces.take()
                         first = nonce if first is None else first
+                        self.go_private(nonce, planned[i].protective)
                         tx_hash, raw = await self._sign(
                             planned[i].tx, nonce, gas_limit, max_fee, tip, "action", planned[i].key
                         )
@@ -129,12 +130,14 @@ class Bursts(Tracking):
                 stopped = exc
                 break
             signed += chunk
-            chunks.append((chunk, asyncio.create_task(self.chain.send_raw_batch([raw for *_, raw in chunk]))))
+            raws = [raw for *_, raw in chunk]
+            send = self.chain.send_raw_batch(raws) if self.relay is None else _one_by_one()
+            chunks.append((chunk, asyncio.create_task(send)))
             await asyncio.sleep(0)  # let the batch leave while the next chunk is signed
         sends: list[BaseException | None] = []
         for chunk, task in chunks:
             replies = await task
-            if replies is None:  # the provider cannot batch: one by one, concurrently
+            if replies is None:  # the provider cannot batch (or they go to the relay): one by one, concurrently
                 got = await asyncio.gather(
                     *(
                         self._broadcast(planned[i].tx, h, raw, "action", planned[i].key, resync=False)
@@ -198,7 +201,9 @@ class Bursts(Tracking):
                             out[i] = exc
                     continue
                 for approval in approvals:
-                    await self._send(approval, key=planned[idx[0]].key, role="approval")
+                    await self._send(
+                        approval, key=planned[idx[0]].key, role="approval", protective=planned[idx[0]].protective
+                    )
                 approved = True
             except (SkipAction, ExecutionError, TransientError) as exc:
                 for i in idx:
@@ -248,3 +253,8 @@ class Bursts(Tracking):
             log.warning("filled the nonce gap %d left by a refused send with %s", nonce, h)
             trackers.append(self._track(filler, nonce, 21_000, max_fee, tip, h, "cancel", None))
         return trackers
+
+
+async def _one_by_one() -> list[SendOutcome] | None:
+    """No JSON-RPC batch: each transaction goes by `_broadcast` (to the private relay)."""
+    return None

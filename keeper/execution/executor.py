@@ -10,13 +10,13 @@ chain access goes through the Chain port; the key lives only in keeper.execution
 
 from __future__ import annotations
 
-from keeper.execution.burst import Bursts
+from keeper.execution.bundle import Bundles
 from keeper.execution.sending import DRY_RUN_NOTE
 from keeper.execution.tx import Planned, TxRequest, TxResult
 
 __all__ = ["DRY_RUN_NOTE", "Executor", "Planned", "TxRequest", "TxResult"]
 
 
-class Executor(Bursts):
+class Executor(Bundles):
     """The keeper's executor: `execute` one action, `burst` many, `recover` what a previous run
     left in flight."""

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS txs (
     gas_cost_wei INTEGER NOT NULL DEFAULT 0,
     block INTEGER,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    route TEXT NOT NULL DEFAULT 'public'
 );
 CREATE INDEX IF NOT EXISTS txs_state ON txs (state);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -124,6 +125,9 @@ class TxRow:
     max_fee_wei: int
     gas_limit: int
     state: str
+    route: str = "public"
+    """How it was sent: 'public' (the RPC), 'private' (the relay, alone) or 'bundle' (the relay,
+    with the transactions around it): a recovered private one goes back to the relay only."""
 
 
 class Journal:
@@ -135,6 +139,9 @@ class Journal:
             self.db.executescript(SCHEMA)
         except StorageError as exc:
             raise ConfigError(f"the journal {exc} (set [execution] journal_path to a writable file)") from None
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(txs)").fetchall()}
+        if "route" not in columns:  # a journal from before private submission
+            self.db.execute("ALTER TABLE txs ADD COLUMN route TEXT NOT NULL DEFAULT 'public'")
 
     def close(self) -> None:
         self.db.close()
@@ -234,11 +241,14 @@ class Journal:
         max_fee_wei: int,
         gas_limit: int,
         role: str = "action",
+        route: str = "public",
     ) -> None:
         """Store a signed transaction before it is broadcast."""
         now = time.time()
         self.db.execute(
-            "INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'signed', 0, NULL, ?, ?)",
+            "INSERT OR REPLACE INTO txs (hash, action_key, nonce, raw, description, role, max_fee_wei, gas_limit, "
+            "state, gas_cost_wei, block, created, updated, route) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'signed', 0, NULL, ?, ?, ?)",
             (
                 tx_hash,
                 None if action_key is None else str(action_key),
@@ -250,8 +260,18 @@ class Journal:
                 gas_limit,
                 now,
                 now,
+                route,
             ),
         )
+
+    def tx_raw(self, tx_hash: str) -> bytes:
+        row = self.db.execute("SELECT raw FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
+        if row is None:
+            raise StorageError(f"{self.path}: no transaction {tx_hash} in the journal")
+        return bytes(row[0])
+
+    def set_route(self, tx_hash: str, route: str) -> None:
+        self.db.execute("UPDATE txs SET route = ?, updated = ? WHERE hash = ?", (route, time.time(), tx_hash))
 
     def set_tx(self, tx_hash: str, state: str, *, gas_cost_wei: int | None = None, block: int | None = None) -> None:
         self.db.execute(
@@ -283,11 +303,22 @@ class Journal:
 
     def pending_txs(self) -> list[TxRow]:
         rows = self.db.execute(
-            "SELECT hash, action_key, nonce, raw, description, role, max_fee_wei, gas_limit, state FROM txs "
+            "SELECT hash, action_key, nonce, raw, description, role, max_fee_wei, gas_limit, state, route FROM txs "
             f"WHERE state IN {PENDING} ORDER BY nonce"
         ).fetchall()
         return [
-            TxRow(str(r[0]), r[1], int(r[2]), bytes(r[3]), str(r[4]), str(r[5]), int(r[6]), int(r[7]), str(r[8]))
+            TxRow(
+                str(r[0]),
+                r[1],
+                int(r[2]),
+                bytes(r[3]),
+                str(r[4]),
+                str(r[5]),
+                int(r[6]),
+                int(r[7]),
+                str(r[8]),
+                str(r[9]),
+            )
             for r in rows
         ]
 

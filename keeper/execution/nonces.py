@@ -41,3 +41,11 @@ class NonceManager:
         """Nonces from `nonce` up were taken but never reached a node: hand them out again."""
         if self._next is not None and nonce < self._next:
             self._next = nonce
+
+    def give_back_if_last(self, first: int, last: int) -> bool:
+        """Nonces `first`..`last` never reached a node: hand them out again if none above them
+        was taken meanwhile (True); else they must be filled (False)."""
+        if self._next == last + 1:
+            self._next = first
+            return True
+        return False

@@ -33,6 +33,7 @@ from keeper.settings import ExecutionSettings
 from keeper.sources.abi import fn
 from keeper.sources.chain import Chain, Head
 from keeper.sources.failures import SendOutcome, revert_text
+from keeper.sources.relay import Relay, RelayRefused
 
 log = logging.getLogger("keeper.execution")
 GWEI = 10**9
@@ -51,6 +52,7 @@ class Sender:
         *,
         dry_run: bool,
         journal: Journal | None = None,
+        relay: Relay | None = None,
     ):
         if not dry_run and signer is None:
             raise ExecutionError("live execution needs a signing key")
@@ -72,6 +74,12 @@ class Sender:
         """Hashes a live tracker is following (`reconcile` leaves them to it)."""
         self.accepted: list[tuple[str, float]] = []
         """(hash, perf_counter) of the latest transactions a node accepted (benchmarks, metrics)."""
+        self.relay = relay
+        """The private relay ([execution] private_rpc_url), or None: public only."""
+        self._routes: dict[int, Route] = {}
+        """Nonce -> its private submission, while its versions go to the relay only."""
+        self._private: dict[str, int] = {}
+        """Hash of a version signed for the relay -> its nonce."""
 
     # ------------------------------------------------------------------ switches and caps
     def kill_switch(self) -> str | None:
@@ -235,6 +243,16 @@ class Sender:
             )
         return gas_limit
 
+    def fallback(self, protective: bool) -> bool:
+        """Whether an action the relay did not include goes public (per kind of action)."""
+        s = self.settings
+        return s.private_fallback_protect if protective else s.private_fallback_liquidate
+
+    def go_private(self, nonce: int, protective: bool, bundle: bool = False) -> None:
+        """Versions of `nonce` signed from now on go to the relay (when there is one)."""
+        if self.relay is not None:
+            self._routes[nonce] = Route(self.fallback(protective), bundle)
+
     async def _sign(
         self, tx: TxRequest, nonce: int, gas_limit: int, max_fee: int, tip: int, role: str, key: ActionKey | None
     ) -> tuple[str, bytes]:
@@ -243,8 +261,13 @@ class Sender:
         tx_hash, raw = self._signer.sign(
             await self._chain_id(), nonce, tip, max_fee, gas_limit, tx.to, tx.value, tx.data
         )
+        route = self._routes.get(nonce)
+        if route is not None:
+            self._private[tx_hash] = nonce
         with self.journal.atomic():
-            self.journal.add_tx(key, tx_hash, nonce, raw, tx.description, max_fee, gas_limit, role)
+            self.journal.add_tx(
+                key, tx_hash, nonce, raw, tx.description, max_fee, gas_limit, role, route.name if route else "public"
+            )
             if key is not None and role == "action":
                 self.journal.set_action(key, "signed")
         return tx_hash, raw
@@ -252,10 +275,42 @@ class Sender:
     async def _broadcast(
         self, tx: TxRequest, tx_hash: str, raw: bytes, role: str, key: ActionKey | None, *, resync: bool = True
     ) -> None:
-        """Send a journaled transaction. ExecutionError when the node refuses it (it is then
-        marked dropped); an unacknowledged send counts as out (tracking settles it)."""
-        sent = await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
+        """Send a journaled transaction (to the relay when its nonce is private). ExecutionError
+        when the node refuses it (it is then marked dropped); an unacknowledged send counts as
+        out (tracking settles it)."""
+        nonce = self._private.get(tx_hash)
+        route = self._routes.get(nonce) if nonce is not None else None
+        if route is not None and nonce is not None:
+            sent = await self._send_private(tx, tx_hash, raw, nonce, route)
+        else:
+            sent = await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
         self._sent(tx, tx_hash, role, key, sent, resync=resync)
+
+    async def _send_private(self, tx: TxRequest, tx_hash: str, raw: bytes, nonce: int, route: Route) -> SendOutcome:
+        """One version to the relay, valid for the next `private_blocks` blocks. A refusal with
+        fallback on sends it publicly at once (the relay never had it); a relay that did not
+        answer leaves it to tracking (it may have it: nothing goes public before its window ends)."""
+        assert self.relay is not None
+        route.until = (await self.chain.block_number()) + self.settings.private_blocks
+        try:
+            await self.relay.send_private(raw, route.until)
+            sent = SendOutcome("accepted", "private relay")
+            log.info("%s: %s sent to the private relay (valid to block %d)", tx.description, tx_hash, route.until)
+        except RelayRefused as exc:
+            if not route.fallback:
+                return SendOutcome("rejected", str(exc))
+            log.warning("%s: %s; sending it publicly (fallback on)", tx.description, exc)
+            self._routes.pop(nonce, None)
+            self.journal.set_route(tx_hash, "public")
+            return await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
+        except TransientError as exc:
+            sent = SendOutcome("lost", str(exc))
+        if self.settings.private_also_public:  # configured: the same nonce both ways
+            public = await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
+            log.info("%s: %s also sent publicly (private_also_public): %s", tx.description, tx_hash, public.kind)
+            if not sent.out and public.out:
+                sent = public
+        return sent
 
     async def _own_nonce(self, tx_hash: str, sent: SendOutcome) -> SendOutcome:
         """'Nonce too low' for a transaction that is itself mined (a retried send whose first
@@ -300,6 +355,21 @@ class Sender:
         if self._chain_id_cache is None:
             self._chain_id_cache = await self.chain.chain_id()
         return self._chain_id_cache
+
+
+class Route:
+    """A nonce sent privately: `until` is the last block the relay may include its latest
+    version in; then it falls back to the public path (`fallback`) or goes to the relay again."""
+
+    def __init__(self, fallback: bool, bundle: bool = False):
+        self.fallback = fallback
+        self.bundle = bundle
+        self.until = 0
+
+    @property
+    def name(self) -> str:
+        """As the journal stores it: 'private' or 'bundle', '+fallback' when it may go public."""
+        return ("bundle" if self.bundle else "private") + ("+fallback" if self.fallback else "")
 
 
 def _allowance_slot(owner: str, spender: str, base: int) -> str:

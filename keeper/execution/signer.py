@@ -2,7 +2,9 @@
 
 It reads the key from the environment (KEEPER_PRIVATE_KEY) or decrypts an encrypted keystore
 (KEEPER_KEYSTORE + KEEPER_KEYSTORE_PASSWORD), derives the address, and signs EIP-1559
-transactions. Nothing here logs, and a `Signer`'s repr says only its address.
+transactions. It also holds the private relay's identity key (KEEPER_RELAY_AUTH_KEY, never
+the keeper's own), which signs relay requests. Nothing here logs, and a `Signer`'s or a
+`RelayAuth`'s repr says only its address.
 """
 
 from __future__ import annotations
@@ -114,3 +116,38 @@ def key_from_env(env: dict[str, str], errors: list[str]) -> tuple[SecretStr | No
         return None, None
     key = SecretStr("0x" + bytes(key_bytes).hex())
     return key, Signer(key).address
+
+
+class RelayAuth:
+    """The identity a private relay knows the keeper by (Flashbots' X-Flashbots-Signature): a key
+    of its own, holding no funds. `header(body)` is `<address>:<signature>`, the EIP-191 personal
+    signature over the 0x-hex keccak of the request body."""
+
+    def __init__(self, key: SecretStr):
+        self._key = PrivateKey(bytes.fromhex(key.get_secret_value().removeprefix("0x")))
+        self.address = str(to_checksum_address(self._key.public_key.to_checksum_address()))
+
+    def __repr__(self) -> str:
+        return f"RelayAuth({self.address})"
+
+    def header(self, body: bytes) -> str:
+        text = ("0x" + keccak(body).hex()).encode()
+        digest = keccak(b"\x19Ethereum Signed Message:\n" + str(len(text)).encode() + text)
+        sig = self._key.sign_msg_hash(digest)
+        raw = sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big") + bytes([sig.v + 27])
+        return f"{self.address}:0x{raw.hex()}"
+
+
+def relay_auth_from_env(env: dict[str, str], errors: list[str]) -> SecretStr | None:
+    """KEEPER_RELAY_AUTH_KEY, checked (problems go to `errors`, never with the key in them)."""
+    raw = env.get("KEEPER_RELAY_AUTH_KEY", "").strip()
+    if not raw:
+        return None
+    if not _PRIVATE_KEY.match(raw) or not _valid_key(raw.removeprefix("0x")):
+        errors.append("KEEPER_RELAY_AUTH_KEY: malformed (expected 32 bytes of hex, like a private key)")
+        return None
+    key = SecretStr(raw if raw.startswith("0x") else "0x" + raw)
+    if env.get("KEEPER_PRIVATE_KEY", "").strip().removeprefix("0x").lower() == raw.removeprefix("0x").lower():
+        errors.append("KEEPER_RELAY_AUTH_KEY: must not be the keeper's own key (use a fresh key holding nothing)")
+        return None
+    return key

@@ -17,7 +17,7 @@ from hexbytes import HexBytes
 
 from keeper.errors import ExecutionError, SkipAction, TransientError
 from keeper.execution.journal import ActionKey
-from keeper.execution.sending import DRY_RUN_NOTE, GWEI, Sender
+from keeper.execution.sending import DRY_RUN_NOTE, GWEI, Route, Sender
 from keeper.execution.tx import TxRequest, TxResult
 from keeper.sources.chain import Head
 
@@ -32,12 +32,14 @@ class Tracking(Sender):
         approve: tuple[str, str, int] | None = None,
         max_gas_cost_wei: int | None = None,
         key: ActionKey | None = None,
+        protective: bool = False,
     ) -> list[TxResult]:
         """Send `tx` (after an exact-amount ERC20 approval when `approve` = (token, spender, amount)
         needs one). Raises SkipAction if the simulation reverts, a cap is hit, or the estimated gas
         cost of `tx` at the current base fee exceeds `max_gas_cost_wei` (what the action is worth).
-        With a `key`, every step is journaled under it."""
-        return await self._execute(tx, approve, max_gas_cost_wei, key)
+        With a `key`, every step is journaled under it. With a private relay, it goes there
+        (`protective` picks which fallback setting applies)."""
+        return await self._execute(tx, approve, max_gas_cost_wei, key, protective)
 
     async def _execute(
         self,
@@ -45,6 +47,7 @@ class Tracking(Sender):
         approve: tuple[str, str, int] | None,
         max_gas_cost_wei: int | None,
         key: ActionKey | None,
+        protective: bool = False,
     ) -> list[TxResult]:
         results: list[TxResult] = []
         if approve is not None:
@@ -53,12 +56,18 @@ class Tracking(Sender):
                 if self.dry_run:  # simulated after its approvals (eth_simulateV1), nothing sent
                     return await self.dry_run_with(approvals, tx)
                 for approval in approvals:
-                    results.append(await self._send(approval, key=key, role="approval"))
-        results.append(await self._send(tx, max_gas_cost_wei, key=key))
+                    results.append(await self._send(approval, key=key, role="approval", protective=protective))
+        results.append(await self._send(tx, max_gas_cost_wei, key=key, protective=protective))
         return results
 
     async def _send(
-        self, tx: TxRequest, max_gas_cost_wei: int | None = None, *, key: ActionKey | None, role: str = "action"
+        self,
+        tx: TxRequest,
+        max_gas_cost_wei: int | None = None,
+        *,
+        key: ActionKey | None,
+        role: str = "action",
+        protective: bool = False,
     ) -> TxResult:
         gas_estimate = await self.simulate(tx)
         max_fee, tip, base_fee = await self.fees()
@@ -68,6 +77,7 @@ class Tracking(Sender):
             return TxResult(tx.description, sent=False, gas_estimate=gas_estimate, note=DRY_RUN_NOTE)
         self.check_caps(gas_limit * max_fee)
         nonce = await self.nonces.take()
+        self.go_private(nonce, protective)
         tx_hash, raw = await self._sign(tx, nonce, gas_limit, max_fee, tip, role, key)
         await self._broadcast(tx, tx_hash, raw, role, key)
         result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role, key)
@@ -135,7 +145,15 @@ class Tracking(Sender):
                         f"{tx.description}: no receipt for {', '.join(versions)} "
                         f"within {self.settings.receipt_timeout_s}s"
                     )
-                if head.number - sent_at >= self.settings.replace_after_blocks:
+                route = self._routes.get(nonce)
+                if route is not None and not route.bundle:  # private: its window, then fallback or again
+                    due = head.number > route.until
+                    if due and route.fallback:
+                        due = await self._fall_back(current, cancelled, versions, nonce, key)
+                        sent_at = head.number
+                else:
+                    due = head.number - sent_at >= self.settings.replace_after_blocks
+                if due:
                     sent_at = head.number
                     bumped_tip = tip * (1000 + int(self.settings.fee_bump_pct * 10)) // 1000 + 1
                     bumped_fee = max(
@@ -149,6 +167,8 @@ class Tracking(Sender):
                             bumped_fee / GWEI,
                             self.settings.max_fee_gwei,
                         )
+                        if nonce in self._routes:  # private: its window is over, so to the relay again as it is
+                            await self._again(current, versions[-1], role, key)
                     else:
                         if not cancelled:
                             try:
@@ -181,6 +201,47 @@ class Tracking(Sender):
                 head, mined = await self._poll_until(deadline, tx.description)
         finally:
             self._tracking.difference_update(versions)
+            for h in versions:
+                self._private.pop(h, None)
+            if not any(n == nonce for n in self._private.values()):
+                self._routes.pop(nonce, None)
+
+    async def _fall_back(
+        self, tx: TxRequest, cancelled: bool, versions: list[str], nonce: int, key: ActionKey | None
+    ) -> bool:
+        """The relay did not include `nonce` within its window: cancel it there, re-simulate, and
+        send the latest version publicly (True instead when it is no longer needed: the caller
+        then cancels the nonce publicly)."""
+        assert self.relay is not None
+        self._routes.pop(nonce, None)
+        for h in versions:
+            if h in self._private:
+                await self.relay.cancel_private(h)
+        if not cancelled:
+            try:
+                await self.simulate(tx)
+            except SkipAction as why:
+                log.warning("%s: not included privately, and no longer needed (%s)", tx.description, why)
+                return True
+            except TransientError as exc:
+                log.info(
+                    "%s: not included privately; re-simulation failed (%s): sending it publicly", tx.description, exc
+                )
+        latest = versions[-1]
+        self.journal.set_route(latest, "public")
+        log.warning(
+            "%s: the private relay did not include %s within %d blocks; re-simulated, sending it publicly",
+            tx.description, latest, self.settings.private_blocks,
+        )  # fmt: skip
+        await self._again(tx, latest, "cancel" if cancelled else "action", key)
+        return False
+
+    async def _again(self, tx: TxRequest, tx_hash: str, role: str, key: ActionKey | None) -> None:
+        """Broadcast a version already signed once more (by its nonce's route now)."""
+        try:
+            await self._broadcast(tx, tx_hash, self.journal.tx_raw(tx_hash), role, key)
+        except ExecutionError as exc:
+            log.info("sending %s again was refused (%s): tracking goes on", tx_hash, exc)
 
     async def _poll_until(self, deadline: float, what: str) -> tuple[Head, int]:
         """`_poll`, retried while the node cannot answer; ExecutionError past the deadline (the
@@ -232,10 +293,24 @@ class Tracking(Sender):
         rows = self.journal.pending_txs()
         if not rows:
             return []
-        sends = await self.chain.send_raw_batch([row.raw for row in rows])
+        private = [row for row in rows if row.route != "public"]
+        if private and self.relay is None:
+            log.warning(
+                "%d recovered transaction(s) were sent privately, and [execution] private_rpc_url is not set now: "
+                "they are rebroadcast publicly", len(private),
+            )  # fmt: skip
+            private = []
+        public = [row for row in rows if row not in private]
+        sends = await self.chain.send_raw_batch([row.raw for row in public]) if public else []
         if sends is None:
-            sends = list(await asyncio.gather(*(self.chain.send_raw(row.raw) for row in rows)))
-        for row, sent in zip(rows, sends, strict=True):
+            sends = list(await asyncio.gather(*(self.chain.send_raw(row.raw) for row in public)))
+        for row in private:  # back to the relay only (a bundle's transactions one by one, in nonce order)
+            route = Route(row.route.endswith("+fallback"))
+            self._routes[row.nonce] = route
+            self._private[row.hash] = row.nonce
+            tx = TxRequest(self.address, b"", row.description)
+            sends.append(await self._send_private(tx, row.hash, row.raw, row.nonce, route))
+        for row, sent in zip(public + private, sends, strict=True):
             log.warning("recovered in-flight %s (%s): rebroadcast: %s", row.hash, row.description, sent.kind)
         by_nonce: dict[int, list[Any]] = {}
         for row in rows:

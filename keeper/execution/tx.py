@@ -33,6 +33,10 @@ class Planned:
     """What the action is worth in gas (None: no bound beyond the caps)."""
     approve: Approval | None = None
     """(token, spender, amount) the action needs approved first."""
+    protective: bool = False
+    """On the user's own position (which private-relay fallback setting applies)."""
+    role: str = "action"
+    """'action', or 'approval' (an ERC20 approval in a bundle before its action)."""
 
 
 @dataclass(frozen=True)

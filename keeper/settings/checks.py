@@ -60,11 +60,23 @@ def cross_checks(where: str, parts: dict[str, Any]) -> list[str]:
     if isinstance(ops, OpsSettings) and ops.listen and not re.match(r"^[\w.\-]+:\d{1,5}$", ops.listen):
         errors.append(f"{where}: [ops] listen: expected host:port (or '' to turn the server off)")
     execution = parts.get("execution")
-    if isinstance(execution, ExecutionSettings) and execution.max_fee_gwei <= 0:
-        errors.append(f"{where}: [execution] max_fee_gwei: must be positive")
+    if isinstance(execution, ExecutionSettings):
+        errors += execution_problems(execution, where)
     flash = parts.get("flash")
     if isinstance(flash, FlashSettings):
         errors += flash_problems(flash, where)
+    return errors
+
+
+def execution_problems(e: ExecutionSettings, where: str) -> list[str]:
+    errors = []
+    if e.max_fee_gwei <= 0:
+        errors.append(f"{where}: [execution] max_fee_gwei: must be positive")
+    url = e.private_rpc_url.get_secret_value() if e.private_rpc_url else ""
+    if e.private_rpc_url is not None and not re.match(r"^https?://[^\s,]+$", url):
+        errors.append(f"{where}: [execution] private_rpc_url: expected one http(s):// URL")
+    if not 1 <= e.private_blocks <= 25:
+        errors.append(f"{where}: [execution] private_blocks: between 1 and 25 (got {e.private_blocks})")
     return errors
 
 

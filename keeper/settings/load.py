@@ -105,9 +105,10 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
     overridden = apply_overrides(data, env)
     parts = validate(data, where, overridden, errors)
     rpc_url, ws_url = _urls(secrets, errors)
-    from keeper.execution.signer import key_from_env
+    from keeper.execution.signer import key_from_env, relay_auth_from_env
 
     private_key, address = key_from_env(env, errors)
+    relay_auth_key = relay_auth_from_env(env, errors)
     if address is None and secrets.ADDRESS:
         address = _address(secrets.ADDRESS, "KEEPER_ADDRESS", errors)
     if require_key and private_key is None:
@@ -135,6 +136,7 @@ def load_settings(network: str, env_file: str | None = None, *, require_key: boo
         ws_url=ws_url,
         alert_webhooks=secrets.ALERT_WEBHOOKS,
         private_key=private_key,
+        relay_auth_key=relay_auth_key,
         address=address,
         source=where,
     )

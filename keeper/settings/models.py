@@ -260,6 +260,19 @@ class ExecutionSettings(Model):
     fee_bump_pct: float = 12.5
     """Minimum fee increase of a replacement (geth and most nodes require 10%)."""
     receipt_poll_s: float = 0.5
+    private_rpc_url: SecretStr | None = None
+    """A private relay (Flashbots-Protect style): single transactions go by
+    eth_sendPrivateTransaction, dependent ones (approvals and the action, an absorb and its
+    purchases) by eth_sendBundle; nothing reaches the public mempool. Unset: public only."""
+    private_blocks: int = 3
+    """Blocks a private submission is valid for (maxBlockNumber, the bundle's target blocks)."""
+    private_fallback_protect: bool = True
+    """A protective action the relay did not include within private_blocks is re-simulated and
+    sent publicly (false: it is resubmitted privately, with bumped fees)."""
+    private_fallback_liquidate: bool = True
+    """The same for liquidations (false: a liquidation never reaches the public mempool)."""
+    private_also_public: bool = False
+    """Send every private transaction to the public RPC as well (faster inclusion, no privacy)."""
 
 
 class CoreSettings(Model):
@@ -310,6 +323,8 @@ class Settings(CoreSettings):
     alert_webhooks: SecretStr | None = None
     """KEEPER_ALERT_WEBHOOKS: comma-separated `format=url` (json, slack, discord, telegram)."""
     private_key: SecretStr | None = None
+    relay_auth_key: SecretStr | None = None
+    """KEEPER_RELAY_AUTH_KEY: the identity the private relay knows the keeper by (a key of its own)."""
     address: str | None = None
     """The keeper's address: from the key, or KEEPER_ADDRESS for a key-less dry run."""
     source: str = ""

@@ -43,6 +43,12 @@ class Action(Protocol):
         ...
 
     @property
+    def same_block(self) -> bool:
+        """It can land in the same block as the action before it (an absorb's purchases can; a
+        delayed order's settlement cannot): with a private relay, such a chain goes as one bundle."""
+        ...
+
+    @property
     def spends(self) -> tuple[tuple[str, int], ...]:
         """(token, amount) it takes from the wallet."""
         ...
@@ -73,6 +79,7 @@ class OnAccount:
     """For actions about one account (the dataclass has an `account` field)."""
 
     account: str
+    same_block = True
 
     @property
     def subject(self) -> str:

@@ -123,9 +123,10 @@ async def on_fresh_anvil(scenario, *args, accounts: int = 20):  # type: ignore[n
         proc.wait(timeout=10)
 
 
-async def run_live_keeper(w3, chain, settings, tmp_path, blocks: int = 4):  # type: ignore[no-untyped-def]
+async def run_live_keeper(w3, chain, settings, tmp_path, blocks: int = 4, relay_url=None):  # type: ignore[no-untyped-def]
     """A live keeper (dev key 9, journal in `tmp_path`) run for `blocks` blocks, each step's
-    actions drained before the next block is mined; returns it."""
+    actions drained before the next block is mined (through the private relay at `relay_url`
+    when given); returns it."""
     from eth_account import Account
     from pydantic import SecretStr
 
@@ -135,13 +136,20 @@ async def run_live_keeper(w3, chain, settings, tmp_path, blocks: int = 4):  # ty
     from keeper.execution.signer import Signer
 
     address = Account.from_key(DEV_KEYS[9]).address
+    from keeper.sources.relay import Relay
+
+    relay = Relay(relay_url) if relay_url else None
     executor = Executor(chain, settings.execution, address, Signer(SecretStr(DEV_KEYS[9])), dry_run=False,
-                        journal=Journal(tmp_path / "journal.sqlite"))  # fmt: skip
+                        journal=Journal(tmp_path / "journal.sqlite"), relay=relay)  # fmt: skip
     k = Keeper(settings, chain, executor)
     k.background = True
     await k.start()
-    for _ in range(blocks):
-        await k.step()
-        await k.drain()
-        await w3.provider.make_request("evm_mine", [])
+    try:
+        for _ in range(blocks):
+            await k.step()
+            await k.drain()
+            await w3.provider.make_request("evm_mine", [])
+    finally:
+        if relay is not None:
+            await relay.close()
     return k

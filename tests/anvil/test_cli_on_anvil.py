@@ -1,5 +1,6 @@
 """The `keeper` command over real JSON-RPC (HTTP) against anvil, with config/local.toml."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,9 +11,11 @@ from web3 import AsyncWeb3
 from web3.providers import AsyncHTTPProvider
 
 from keeper.devtools.devchain import Deployment, DevChain
+from keeper.devtools.relay import LocalRelay
 from tests.anvil.conftest import DEV_KEYS, ROOT
 
 E18, E6 = 10**18, 10**6
+RELAY_AUTH = "0x" + "42" * 32
 
 
 def keeper_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -101,15 +104,24 @@ async def test_status_dry_run_and_live_liquidation_over_http(anvil, tmp_path):
     assert "LIQUIDATE" in r.stdout and "ABSORB" in r.stdout and "dry-run" in r.stdout, r.stdout
     assert await dc.w3.eth.get_transaction_count(liquidator) == nonce
 
-    r = keeper_cli("run", "--network", "local", "--blocks", "2", env={**env, "KEEPER_PRIVATE_KEY": DEV_KEYS[9]})
+    relay = LocalRelay(anvil, require_auth=True, mine=False)  # the node mines every second on its own
+    private = {"KEEPER_EXECUTION_PRIVATE_RPC_URL": await relay.start(), "KEEPER_RELAY_AUTH_KEY": RELAY_AUTH}
+    try:
+        live = {**env, **private, "KEEPER_PRIVATE_KEY": DEV_KEYS[9]}
+        r = await asyncio.to_thread(keeper_cli, "run", "--network", "local", "--blocks", "2", env=live)
+    finally:
+        await relay.stop()
     assert r.returncode == 0, r.stderr
+    assert "sending through the private relay at 127.0.0.1" in r.stderr, r.stderr
+    assert relay.signers and set(relay.signers) == {Account.from_key(RELAY_AUTH).address}
+    assert len(relay.included) >= 4  # the liquidation, the absorb and its buy, the perps liquidation
     assert "LIQUIDATE" in r.stdout and " ok" in r.stdout, r.stdout
     assert "ABSORB" in r.stdout and "BUY" in r.stdout, r.stdout
     assert "perps LIQUIDATE #1" in r.stdout, r.stdout
     assert (await pool.functions.getUserAccountData(victim).call())[5] >= E18
     assert not await comet.functions.isLiquidatable(comet_victim).call()
     assert await dc.balance(dep, "WETH", liquidator) > 10 * E18  # Aave's seized WETH + the 10 WETH bought
-    assert DEV_KEYS[9][2:] not in r.stdout + r.stderr
+    assert DEV_KEYS[9][2:] not in r.stdout + r.stderr and RELAY_AUTH[2:] not in r.stdout + r.stderr
 
 
 async def test_wrong_chain_id_exits_3(anvil):

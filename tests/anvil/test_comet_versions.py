@@ -22,6 +22,7 @@ from web3 import AsyncWeb3
 from keeper.devtools.demo import make_settings
 from keeper.devtools.devchain import DevChain, artifacts
 from keeper.devtools.real_comet import collaterals, deploy_real_comet, inputs_missing, proxy_abi
+from keeper.devtools.relay import LocalRelay
 from keeper.protocols.comet import math as comet
 from keeper.protocols.comet.actions import Absorb, BuyCollateral
 from keeper.protocols.comet.market import CometMarketAdapter
@@ -78,14 +79,18 @@ async def _parity(chain: Chain, settings: Any, keeper: str, c: Any, users: list[
     return out
 
 
-@pytest.mark.parametrize("target", list(TARGETS))
-async def test_the_same_scenario_on_every_comet(target, tmp_path):
+@pytest.mark.parametrize(
+    "target, private",
+    [(t, False) for t in TARGETS] + [("ours", True), ("CometWithExtendedAssetList", True)],
+)
+async def test_the_same_scenario_on_every_comet(target, private, tmp_path):
+    """`private`: through the local relay, the absorb and its buys as one bundle in one block."""
     if target != "ours":
         require_real_bytecode(inputs_missing(), "Compound v3")
-    await on_fresh_anvil(_scenario, target, tmp_path, accounts=40)
+    await on_fresh_anvil(_scenario, target, tmp_path, private, accounts=40)
 
 
-async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, tmp_path: Any) -> None:
+async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, tmp_path: Any, private: bool) -> None:
     accounts = await w3.eth.accounts
     admin, proxy_admin, lp, protected, *wallets = accounts[:3] + accounts[10:]
     dep, c = await _deploy(w3, target, admin, proxy_admin)
@@ -126,7 +131,18 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
     assert {u for u, (p, m) in after.items() if comet.is_liquidatable(p, m)} == doomed
     assert any(i >= 16 for i, u in enumerate(users) if u not in doomed) == (len(specs) > 16)
 
-    k = await run_live_keeper(w3, chain, settings, tmp_path)
+    relay = LocalRelay(w3.provider.endpoint_uri) if private else None
+    if relay is not None:
+        await relay.start()
+    try:
+        k = await run_live_keeper(w3, chain, settings, tmp_path, relay_url=relay.url if relay else None)
+    finally:
+        if relay is not None:
+            await relay.stop()
+    if relay is not None:  # the absorb and every buy as one bundle, landed in one block
+        chained = [r for o in k.history if isinstance(o.action, Absorb | BuyCollateral) for r in o.results]
+        assert len({r.block for r in chained}) == 1 and {r.tx_hash for r in chained} <= set(relay.included)
+        assert [m for m, _ in relay.received].count("eth_sendBundle") == settings.execution.private_blocks
 
     results = [r for o in k.history for r in o.results]
     assert results and all(r.status == 1 for r in results), [o.error for o in k.history]

@@ -333,6 +333,7 @@ def _changed(loc, value):
         "funding": "flash",
         "source": "aave",
         "fees": [500, 3000],
+        "private_rpc_url": "https://relay.example/key",
     }
     if key in special:
         return special[key]
@@ -359,6 +360,8 @@ def _at(settings, loc):
 
 
 def _plain(value):
+    if hasattr(value, "get_secret_value"):
+        return value.get_secret_value()
     if hasattr(value, "model_dump"):
         return value.model_dump(exclude_none=True)
     if isinstance(value, dict):

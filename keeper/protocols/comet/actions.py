@@ -10,6 +10,7 @@ class OnAccounts:
 
     accounts: tuple[str, ...]
     health: tuple[float, ...]
+    same_block = True
 
     @property
     def subject(self) -> str:
@@ -88,6 +89,8 @@ class BuyCollateral:
     @property
     def after_previous(self) -> bool:
         return self.after_absorb
+
+    same_block = True
 
     @property
     def spends(self) -> tuple[tuple[str, int], ...]:

@@ -65,6 +65,8 @@ class SettleOrder(OnAccount):
     account_id: int
     market_id: int
     after_previous: bool = True
+    same_block = False
+    """The order settles after the market's settlement delay, in a later block."""
 
     health_after = float("nan")
     reaches_target = True
