@@ -197,7 +197,8 @@ async def _rehearse(
             "ws_url": None,
             "private_key": key,
             "address": address,
-            "execution": settings.execution.model_copy(update={"journal_path": str(journal)}),
+            # never the private relay: a fork's transactions, signed for the real chain id, must not reach it
+            "execution": settings.execution.model_copy(update={"journal_path": str(journal), "private_rpc_url": None}),
         }
     )
     fork_block = int(await w3.eth.block_number)

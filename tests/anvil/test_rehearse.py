@@ -1,9 +1,13 @@
 """`keeper rehearse` against a fork of a local anvil that has our markets deployed (no internet):
 the fork is funded, the WETH price source is shocked, the keeper liquidates on the fork and every
-transaction succeeds, while the forked chain itself is untouched. Then the same in dry-run."""
+transaction succeeds, while the forked chain itself is untouched, and a configured private relay
+gets nothing (a fork's transactions are signed for the real chain id). Then the same in dry-run."""
+
+import asyncio
 
 from eth_account import Account
 
+from keeper.devtools.relay import LocalRelay
 from tests.anvil.conftest import DEV_KEYS
 from tests.anvil.test_cli_on_anvil import deploy_and_open, keeper_cli
 
@@ -18,11 +22,16 @@ async def test_rehearsal_on_a_fork_with_a_price_shock(anvil, tmp_path):
     watcher = Account.from_key(DEV_KEYS[9]).address
     nonce = await dc.w3.eth.get_transaction_count(watcher)
     head = await dc.w3.eth.block_number
-    env = {"KEEPER_RPC_URL": anvil, "KEEPER_ADDRESS": watcher}
+    relay = LocalRelay(anvil)  # configured, and never used by a rehearsal
+    env = {"KEEPER_RPC_URL": anvil, "KEEPER_ADDRESS": watcher, "KEEPER_EXECUTION_PRIVATE_RPC_URL": await relay.start()}
     args = ("rehearse", "--network", "local", "--shock", "WETH=-15", "--fund", "USDC=200000", "--blocks", "3")
 
-    r = keeper_cli(*args, env=env, timeout=180)
+    try:
+        r = await asyncio.to_thread(keeper_cli, *args, env=env, timeout=180)
+    finally:
+        await relay.stop()
     assert r.returncode == 0, r.stdout + r.stderr
+    assert relay.received == [] and "sending through the public RPC" in r.stderr, r.stderr
     assert "shock: WETH $3,000.00 -> $2,550.00 (-15.0%)" in r.stdout, r.stdout
     assert "ephemeral key" in r.stdout
     assert "aave-v3" in r.stdout and "Liquidate: ok" in r.stdout, r.stdout
