@@ -12,8 +12,8 @@ import {AToken, VariableDebtToken} from "./ScaledTokens.sol";
 ///
 /// Same function signatures, events, reserve/user configuration bitmaps, index accrual
 /// (linear liquidity index, compounded variable borrow index), account-data math, validation
-/// rules and v3.3 liquidation rules (close factor, dust, bonus, protocol fee, deficit) as Aave's
-/// Pool. Left out: e-mode, isolation mode, stable debt, caps, flash loans, credit delegation,
+/// rules, v3.3 liquidation rules (close factor, dust, bonus, protocol fee, deficit) and aToken
+/// transfers (finalizeTransfer) as Aave's Pool. Left out: e-mode, isolation mode, stable debt, caps, flash loans, credit delegation,
 /// the PoolAddressesProvider. Interest rates come from a fixed per-reserve variable borrow rate
 /// set by the admin; the liquidity rate follows utilization (rate x utilization x (1 - reserve factor)).
 contract Pool is IPool {
@@ -189,7 +189,7 @@ contract Pool is IPool {
     require(amount <= IERC20(asset).balanceOf(r.aTokenAddress), "NOT_ENOUGH_LIQUIDITY");
     AccountVars memory a = _accountData(onBehalfOf);
     require(a.totalCollateral != 0, "34"); // COLLATERAL_BALANCE_IS_ZERO
-    require(a.avgLtv != 0, "52"); // LTV_VALIDATION_FAILED
+    require(a.avgLtv != 0, "57"); // LTV_VALIDATION_FAILED
     require(a.healthFactor > HEALTH_FACTOR_LIQUIDATION_THRESHOLD, "35"); // HEALTH_FACTOR_LOWER_THAN_LIQUIDATION_THRESHOLD
     uint256 amountInBase = (ORACLE.getAssetPrice(asset) * amount) / (10 ** _decimals(r.configuration));
     require((a.totalDebt + amountInBase).percentDiv(a.avgLtv) <= a.totalCollateral, "36"); // COLLATERAL_CANNOT_COVER_NEW_BORROW
@@ -231,6 +231,28 @@ contract Pool is IPool {
       _setUsingAsCollateral(msg.sender, r.id, false);
       if (_isBorrowingAny(msg.sender)) _validateHealthFactorAndLtv(msg.sender, r.configuration);
       emit ReserveUsedAsCollateralDisabled(asset, msg.sender);
+    }
+  }
+
+  /// An aToken transfer: the sender must stay healthy if the asset is its collateral, and the
+  /// collateral flags follow the balances (SupplyLogic.executeFinalizeTransfer).
+  function finalizeTransfer(address asset, address from, address to, uint256 amount, uint256 fromBefore, uint256 toBefore)
+    external
+  {
+    Reserve storage r = _reserves[asset];
+    require(msg.sender == r.aTokenAddress, "11"); // CALLER_NOT_ATOKEN
+    require((r.configuration >> 60) & 1 == 0, "29"); // RESERVE_PAUSED
+    if (from == to || amount == 0) return;
+    if (_isUsingAsCollateral(from, r.id)) {
+      if (_isBorrowingAny(from)) _validateHealthFactorAndLtv(from, r.configuration);
+      if (fromBefore == amount) {
+        _setUsingAsCollateral(from, r.id, false);
+        emit ReserveUsedAsCollateralDisabled(asset, from);
+      }
+    }
+    if (toBefore == 0 && _ltv(r.configuration) != 0 && !_isUsingAsCollateral(to, r.id)) {
+      _setUsingAsCollateral(to, r.id, true);
+      emit ReserveUsedAsCollateralEnabled(asset, to);
     }
   }
 

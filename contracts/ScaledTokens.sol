@@ -23,7 +23,7 @@ abstract contract ScaledBalanceToken is IScaledBalanceToken {
   event Burn(address indexed from, address indexed target, uint256 value, uint256 balanceIncrease, uint256 index);
 
   modifier onlyPool() {
-    require(msg.sender == POOL, "11"); // CALLER_MUST_BE_POOL
+    require(msg.sender == POOL, "23"); // CALLER_MUST_BE_POOL
     _;
   }
 
@@ -115,6 +115,51 @@ contract AToken is ScaledBalanceToken {
 
   function transferUnderlyingTo(address target, uint256 amount) external onlyPool {
     require(IERC20(UNDERLYING_ASSET_ADDRESS).transfer(target, amount), "aToken: transfer failed");
+  }
+
+  // ---------------------------------------------------------------- ERC20 transfers (Aave's AToken)
+  mapping(address => mapping(address => uint256)) internal _allowances;
+
+  event Approval(address indexed owner, address indexed spender, uint256 value);
+  event BalanceTransfer(address indexed from, address indexed to, uint256 value, uint256 index);
+
+  function allowance(address owner, address spender) external view returns (uint256) {
+    return _allowances[owner][spender];
+  }
+
+  function approve(address spender, uint256 amount) external returns (bool) {
+    _allowances[msg.sender][spender] = amount;
+    emit Approval(msg.sender, spender, amount);
+    return true;
+  }
+
+  function transfer(address to, uint256 amount) external returns (bool) {
+    _transfer(msg.sender, to, amount);
+    return true;
+  }
+
+  /// The allowance is in underlying units, as the transfer amount (Aave: IncentivizedERC20).
+  function transferFrom(address from, address to, uint256 amount) external returns (bool) {
+    uint256 allowed = _allowances[from][msg.sender];
+    require(allowed >= amount, "ERC20: transfer amount exceeds allowance");
+    _allowances[from][msg.sender] = allowed - amount;
+    emit Approval(from, msg.sender, allowed - amount);
+    _transfer(from, to, amount);
+    return true;
+  }
+
+  /// Scaled at the current index; the Pool then checks the sender's health factor and moves the
+  /// collateral flags (Pool.finalizeTransfer, as SupplyLogic.executeFinalizeTransfer).
+  function _transfer(address from, address to, uint256 amount) internal {
+    uint256 index = _index();
+    uint256 fromBefore = _scaled[from].rayMul(index);
+    uint256 toBefore = _scaled[to].rayMul(index);
+    uint256 amountScaled = amount.rayDiv(index);
+    _scaled[from] -= amountScaled;
+    _scaled[to] += amountScaled;
+    IPool(POOL).finalizeTransfer(UNDERLYING_ASSET_ADDRESS, from, to, amount, fromBefore, toBefore);
+    emit Transfer(from, to, amount);
+    emit BalanceTransfer(from, to, amountScaled, index);
   }
 }
 

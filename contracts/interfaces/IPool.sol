@@ -46,6 +46,14 @@ interface IPool is IPoolErrors {
   function borrow(address asset, uint256 amount, uint256 interestRateMode, uint16 referralCode, address onBehalfOf) external;
   function repay(address asset, uint256 amount, uint256 interestRateMode, address onBehalfOf) external returns (uint256);
   function setUserUseReserveAsCollateral(address asset, bool useAsCollateral) external;
+  function finalizeTransfer(
+    address asset,
+    address from,
+    address to,
+    uint256 amount,
+    uint256 balanceFromBefore,
+    uint256 balanceToBefore
+  ) external;
   function liquidationCall(address collateralAsset, address debtAsset, address user, uint256 debtToCover, bool receiveAToken) external;
 
   function getUserAccountData(address user)

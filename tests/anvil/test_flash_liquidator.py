@@ -10,6 +10,7 @@ the sale pool, and the Pool's own refusal."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -49,26 +50,50 @@ async def reverts(call: Any, sender: str) -> str:
     raise AssertionError("expected a revert")
 
 
-@pytest.mark.parametrize("target", ["ours", "3.0.2", "3.3.0"])
-async def test_flash_liquidation_and_every_revert_path(target):
+async def on_aave_with_uniswap(scenario: Any, target: str) -> None:
+    """`scenario(w3, _, target)` on a fresh anvil, where the real bytecode it needs is present."""
     if target != "ours":
         require_real_bytecode(inputs_missing(target), f"Aave v{target}")
     require_real_bytecode(uniswap_missing(), "Uniswap v3")
-    await on_fresh_anvil(_scenario, target)
+    await on_fresh_anvil(scenario, target)
+
+
+@dataclass
+class Scene:
+    admin: str
+    lp: str
+    stranger: str
+    users: list[str]
+    owner: str
+    dep: Any
+    dc: DevChain
+    market: Market
+
+
+async def borrowed(w3: AsyncWeb3[Any], target: str, n_users: int, price: float) -> Scene:
+    """Our Pool or the real one with a USDC lender and `n_users` accounts holding 10 WETH and
+    borrowing 20,000 USDC (HF 10 x 3000 x 0.83 / 20,000 = 1.245), then WETH at `price`."""
+    accounts = list(await w3.eth.accounts)
+    admin, lp, stranger, users = accounts[0], accounts[1], accounts[2], accounts[10 : 10 + n_users]
+    dep = await _deploy(w3, target, admin)
+    dc, market = DevChain(w3), Market(w3, target, dep)
+    await market.supply(lp, "USDC", 5_000_000)
+    for u in users:
+        await market.supply(u, "WETH", 10)
+        await market.tx(u, "borrow", dep.tokens["USDC"], 20_000 * E6, 2, 0, u)
+    await dc.set_price(dep, "WETH", price)
+    return Scene(admin, lp, stranger, users, Account.from_key(DEV_KEYS[9]).address, dep, dc, market)
+
+
+@pytest.mark.parametrize("target", ["ours", "3.0.2", "3.3.0"])
+async def test_flash_liquidation_and_every_revert_path(target):
+    await on_aave_with_uniswap(_scenario, target)
 
 
 async def _scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
-    accounts = list(await w3.eth.accounts)
-    admin, lp, stranger, users = accounts[0], accounts[1], accounts[2], accounts[10:14]
-    owner = Account.from_key(DEV_KEYS[9]).address
-    dep = await _deploy(w3, target, admin)
-    dc, market = DevChain(w3), Market(w3, target, dep)
+    sc = await borrowed(w3, target, 4, CRASH)  # at $2,300: HF 0.954 (close factor 50%)
+    admin, lp, stranger, users, owner, dep, dc = sc.admin, sc.lp, sc.stranger, sc.users, sc.owner, sc.dep, sc.dc
     weth, usdc, wbtc = dep.tokens["WETH"], dep.tokens["USDC"], dep.tokens["WBTC"]
-    await market.supply(lp, "USDC", 5_000_000)
-    for u in users:  # HF 10 x 3000 x 0.83 / 20,000 = 1.245; at $2,300: 0.954 (close factor 50%)
-        await market.supply(u, "WETH", 10)
-        await market.tx(u, "borrow", usdc, 20_000 * E6, 2, 0, u)
-    await dc.set_price(dep, "WETH", CRASH)
     kit = await deploy_flash(w3, dc, dep, owner, lp, {"WETH": CRASH, "WBTC": 45_000.0, "USDC": 1.0})
     liq = w3.eth.contract(
         address=to_checksum_address(kit.liquidator), abi=artifacts()["contracts"]["FlashLiquidator"]["abi"]
