@@ -72,6 +72,8 @@ contract Comet is IComet {
   mapping(address => UserBasic) public userBasic;
   mapping(address => mapping(address => UserCollateral)) public userCollateral;
   mapping(address => TotalsCollateral) public totalsCollateral;
+  /// owner => manager => may it act for the owner (CometExt's `allow`).
+  mapping(address => mapping(address => bool)) public isAllowed;
 
   constructor(
     address baseToken_,
@@ -293,6 +295,21 @@ contract Comet is IComet {
 
   function withdrawTo(address to, address asset, uint256 amount) external {
     withdrawInternal(msg.sender, to, asset, amount);
+  }
+
+  /// A manager withdraws for `src` (allowed by src through `allow`, as CometExt's).
+  function withdrawFrom(address src, address to, address asset, uint256 amount) external {
+    if (!hasPermission(src, msg.sender)) revert Unauthorized();
+    withdrawInternal(src, to, asset, amount);
+  }
+
+  function allow(address manager, bool isAllowed_) external {
+    isAllowed[msg.sender][manager] = isAllowed_;
+    emit Approval(msg.sender, manager, isAllowed_ ? type(uint256).max : 0);
+  }
+
+  function hasPermission(address owner, address manager) public view returns (bool) {
+    return owner == manager || isAllowed[owner][manager];
   }
 
   function accrueAccount(address) external {

@@ -45,6 +45,7 @@ interface IComet {
 
   event Supply(address indexed from, address indexed dst, uint256 amount);
   event Transfer(address indexed from, address indexed to, uint256 amount);
+  event Approval(address indexed owner, address indexed spender, uint256 amount);
   event Withdraw(address indexed src, address indexed to, uint256 amount);
   event SupplyCollateral(address indexed from, address indexed dst, address indexed asset, uint256 amount);
   event TransferCollateral(address indexed from, address indexed to, address indexed asset, uint256 amount);
@@ -60,6 +61,10 @@ interface IComet {
   function supplyTo(address dst, address asset, uint256 amount) external;
   function withdraw(address asset, uint256 amount) external;
   function withdrawTo(address to, address asset, uint256 amount) external;
+  function withdrawFrom(address src, address to, address asset, uint256 amount) external;
+  function allow(address manager, bool isAllowed) external;
+  function isAllowed(address owner, address manager) external view returns (bool);
+  function hasPermission(address owner, address manager) external view returns (bool);
   function absorb(address absorber, address[] calldata accounts) external;
   function buyCollateral(address asset, uint256 minAmount, uint256 baseAmount, address recipient) external;
   function accrueAccount(address account) external;

@@ -16,14 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
 
-from keeper.devtools.devchain import artifacts
+from keeper.devtools.devchain import DevChain, artifacts
 from keeper.devtools.flashkit import LEND_FEE, SALE_FEE, deploy_flash
 from keeper.devtools.real_aave import FLASH_PREMIUM_BPS
-from keeper.sources.abi import event
+from keeper.devtools.real_comet import inputs_missing as comet_missing
+from keeper.devtools.uniswap import inputs_missing as uniswap_missing
+from keeper.sources.abi import event, load_abi
 from keeper.sources.uniswap import encode_path
+from tests.anvil.conftest import DEV_KEYS, on_fresh_anvil, require_real_bytecode
 from tests.anvil.test_flash_liquidator import borrowed, on_aave_with_uniswap, reverts
 
 pytestmark = pytest.mark.slow
@@ -127,3 +131,83 @@ def _deleveraged(receipt: Any, address: str) -> dict[str, Any]:
         e for e in receipt["logs"] if e["address"].lower() == address.lower() and bytes(e["topics"][0]) == ev.topic
     ]
     return dict(ev.decode([bytes(t) for t in entry["topics"]], bytes(entry["data"])))
+
+
+@pytest.mark.parametrize("target", ["ours", "Comet"])
+async def test_comet_deleverage_in_one_transaction(target):
+    """Compound v3: the base borrowed and supplied to the user, the collateral withdrawn with
+    `withdrawFrom` (the user `allow`ed the contract), sold, the loan repaid. The health factor the
+    contract computes from Comet's views equals the keeper's integer replica, before and after."""
+    if target != "ours":
+        require_real_bytecode(comet_missing(), "Compound v3")
+    require_real_bytecode(uniswap_missing(), "Uniswap v3")
+    await on_fresh_anvil(_comet_scenario, target)
+
+
+async def _comet_scenario(w3: AsyncWeb3[Any], keeper_w3: Any, target: str) -> None:
+    from keeper.devtools.demo import make_settings
+    from keeper.protocols.comet import math as comet
+    from keeper.sources.chain import Chain
+    from tests.anvil.test_comet_versions import _deploy as deploy_comet
+    from tests.anvil.test_comet_versions import _parity, _tx
+
+    accounts = list(await w3.eth.accounts)
+    admin, proxy_admin, lp, stranger, user = accounts[0], accounts[1], accounts[2], accounts[3], accounts[10]
+    owner = Account.from_key(DEV_KEYS[9]).address
+    dep, _ = await deploy_comet(w3, target, admin, proxy_admin)
+    c = w3.eth.contract(address=dep.comet, abi=load_abi("Comet"))
+    dc = DevChain(w3)
+    weth, usdc = dep.tokens["WETH"], dep.tokens["USDC"]
+    info = await c.functions.getAssetInfoByAddress(weth).call()
+    borrow_cf, liquidate_cf = info[4] / E18, info[5] / E18
+
+    async def supply(who: str, symbol: str, units: int) -> None:
+        await dc.mint(dep, symbol, who, units)
+        await dc.approve(dep, symbol, who, dep.comet, units)
+        await _tx(w3, c.functions.supply(dep.tokens[symbol], units), who)
+
+    await supply(lp, "USDC", 1_000_000 * E6)
+    await supply(user, "WETH", 10 * E18)
+    borrowed = int(10 * 3_000 * borrow_cf * 0.95)
+    await _tx(w3, c.functions.withdraw(usdc, borrowed * E6), user)
+    crash = borrowed * 1.05 / (10 * liquidate_cf)  # HF 1.05
+    await dc.set_price(dep, "WETH", crash)
+    kit = await deploy_flash(w3, dc, dep, None, lp, {"WETH": crash, "WBTC": 45_000.0, "USDC": 1.0})
+    address = await dc.deploy("Deleverager", owner, kit.uni.router)
+    dl = w3.eth.contract(address=to_checksum_address(address), abi=artifacts()["contracts"]["Deleverager"]["abi"])
+    f = dl.functions
+    settings = make_settings(dep, await w3.eth.chain_id, DEV_KEYS[9], (user,), aave=False, perps=False)
+    chain = Chain(keeper_w3, dep.multicall3)
+
+    async def replica() -> tuple[int, int]:
+        """The keeper's health factor at the head, and the contract's view at the same block."""
+        block = await w3.eth.block_number
+        p, m = (await _parity(chain, settings, owner, c, [user]))[user]
+        return comet.health_factor_wad(p, m.accrued()), await f.cometHealthFactor(dep.comet, user).call(
+            block_identifier=block
+        )
+
+    keepers, contracts = await replica()
+    assert keepers == contracts and 1.04 * E18 < contracts < 1.06 * E18
+    before = contracts
+    repay = 8_000 * E6
+    withdraw = int(repay / E6 * 1.02 / crash * E18)
+    loan = (0, kit.pools[("WETH", LEND_FEE)], usdc, repay)
+    job = (dep.comet, user, weth, repay, withdraw, (encode_path([weth, usdc], [SALE_FEE]), 0), 0, 2**255)
+    assert await reverts(f.deleverageComet(loan, job), owner) == "Unauthorized"  # not allowed yet
+    await _tx(w3, c.functions.allow(address, True), user)
+    assert await reverts(f.deleverageComet(loan, job), stranger) == "NotOwner"
+    predicted = int(await f.deleverageComet(loan, job).call({"from": owner}))
+    too_high = (*job[:6], predicted + 1, 2**255)
+    assert await reverts(f.deleverageComet(loan, too_high), owner) == "HealthOutOfRange"
+    usdc_before = await dc.balance(dep, "USDC", user)
+    tx = await f.deleverageComet(loan, (*job[:6], predicted, predicted)).transact({"from": owner, "gas": 3_000_000})
+    receipt = await w3.eth.wait_for_transaction_receipt(tx)
+    assert receipt["status"] == 1
+    got = _deleveraged(receipt, address)
+    assert (got["repaid"], got["collateralSold"], got["healthFactor"]) == (repay, withdraw, predicted)
+    keepers, contracts = await replica()
+    assert predicted == contracts == keepers > before, (predicted, contracts, keepers)
+    assert await dc.balance(dep, "USDC", user) - usdc_before == got["returned"] > 0
+    for symbol in ("WETH", "USDC"):
+        assert await dc.balance(dep, symbol, address) == 0
