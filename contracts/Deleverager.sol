@@ -3,6 +3,7 @@ pragma solidity ^0.8.20;
 
 import {IERC20} from "./interfaces/IERC20.sol";
 import {FlashBase} from "./FlashBase.sol";
+import {AssetInfo} from "./interfaces/IComet.sol";
 
 interface IAavePoolDeleverage {
   function repay(address asset, uint256 amount, uint256 interestRateMode, address onBehalfOf) external returns (uint256);
@@ -14,17 +15,6 @@ interface IAavePoolDeleverage {
 }
 
 interface ICometDeleverage {
-  struct AssetInfo {
-    uint8 offset;
-    address asset;
-    address priceFeed;
-    uint64 scale;
-    uint64 borrowCollateralFactor;
-    uint64 liquidateCollateralFactor;
-    uint64 liquidationFactor;
-    uint128 supplyCap;
-  }
-
   function supplyTo(address dst, address asset, uint256 amount) external;
   function withdrawFrom(address src, address to, address asset, uint256 amount) external;
   function borrowBalanceOf(address account) external view returns (uint256);
@@ -116,7 +106,7 @@ contract Deleverager is FlashBase {
     uint256 collateral;
     uint8 n = c.numAssets();
     for (uint8 i = 0; i < n; i++) {
-      ICometDeleverage.AssetInfo memory a = c.getAssetInfo(i);
+      AssetInfo memory a = c.getAssetInfo(i);
       uint256 balance = c.collateralBalanceOf(user, a.asset);
       if (balance == 0) continue;
       uint256 value = balance * c.getPrice(a.priceFeed) / a.scale;
