@@ -265,6 +265,19 @@ class Execution(Recording):
         self.storage_fault = ""
         return True
 
+    def _taken(self, head: Head) -> dict[tuple[str, str], str]:
+        """Positions not to act on at this block, with why: an action queued or in flight, or a
+        transaction of ours mined after this block, whose effect the view does not show yet."""
+        taken = dict.fromkeys(self._busy, "an action is queued")
+        try:
+            journal = self.executor.journal
+            for p, block in journal.mined_after(head.number).items():
+                taken[p] = f"the view at block {head.number} predates our transaction mined at block {block}"
+            taken |= dict.fromkeys(journal.in_flight(), "an action on this position is still in flight")
+        except StorageError as exc:  # _admit refuses each action, with the reason
+            self._storage_failed(exc)
+        return taken
+
     def _storage_failed(self, exc: StorageError) -> None:
         if not self.storage_fault:
             log.error(

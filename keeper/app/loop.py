@@ -163,6 +163,7 @@ class Keeper(Startup):
         batches: list[tuple[Watch, list[Action]]] = []
         sold: set[tuple[str, str]] = set()
         """Pairs this block's flash liquidations sell: one market per pair and block."""
+        taken = self._taken(head)
         for w in self.watches:
             if w.book is None or w.error:
                 continue  # not read this block (reported in _refresh)
@@ -180,13 +181,12 @@ class Keeper(Startup):
                 log.warning("%s: flash quotes not read at block %d (%s): wallet-funded only", w.label, head.number, exc)
                 flash = None
             actions = []
-            decided = w.decide(head, snap, wallet, gas_price_wei, flash)
-            sold |= sold_pairs(w, decided)
-            for action in decided:
-                if (w.label, action.subject) in self._busy:
-                    log_decision(head.number, w.label, "skip", action.subject, {"reason": "an action is queued"})
+            for action in w.decide(head, snap, wallet, gas_price_wei, flash):
+                if why := taken.get((w.label, action.subject)):
+                    log_decision(head.number, w.label, "skip", action.subject, {"reason": why})
                 else:
                     actions.append(action)
+            sold |= sold_pairs(w, actions)
             if actions:
                 batches.append((w, actions))
         if not self._journal_writable(head, batches):

@@ -214,6 +214,16 @@ class Journal:
         ).fetchall()
         return {(str(m), str(a)) for m, a in rows}
 
+    def mined_after(self, block: int) -> dict[tuple[str, str], int]:
+        """(market, account) of every action with a transaction mined after `block`, with the
+        latest such block: a view read at `block` does not show what that transaction did."""
+        rows = self.db.execute(
+            "SELECT a.market, a.account, MAX(t.block) FROM actions a JOIN txs t ON t.action_key = a.key "
+            "WHERE t.block > ? AND t.state IN ('confirmed', 'failed') GROUP BY a.market, a.account",
+            (block,),
+        ).fetchall()
+        return {(str(m), str(a)): int(b) for m, a, b in rows}
+
     def last_sent(self, market: str, account: str) -> float | None:
         """When an action on this account was last sent (seconds since the epoch)."""
         row = self.db.execute(

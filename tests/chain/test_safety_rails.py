@@ -124,3 +124,28 @@ async def test_in_flight_limit(env):
     first, second = report.outcomes
     assert first.ok, first.error
     assert "max_in_flight: 1 transactions in flight (limit 1)" in second.error and not second.sent
+
+
+async def test_a_view_older_than_our_last_transaction_on_a_position_is_not_acted_on(env, caplog):
+    """The execution worker saw our transaction mined at a later block than the one the loop is
+    deciding on (a slow step): that view does not show its effect, so the position is skipped
+    with the reason, and the next block's view decides."""
+    from keeper.execution.journal import ActionKey
+
+    victim = env.accounts[4]
+    await liquidatable(env, victim)
+    keeper = env.keeper()
+    await keeper.start()
+    w, head = keeper.watches[0], await env.w3.eth.block_number
+    earlier = ActionKey(w.label, victim, "Liquidate", head - 1)
+    keeper.executor.journal.begin(earlier, {})
+    keeper.executor.journal.add_tx(earlier, "0x" + "ab" * 32, 999, b"raw", "liquidationCall", 10**9, 300_000)
+    keeper.executor.journal.set_tx("0x" + "ab" * 32, "confirmed", gas_cost_wei=1, block=head + 2)
+    with caplog.at_level("INFO", logger="keeper.decision"):
+        report = await _mine_and_step(env, keeper)  # at head + 1
+    assert report.outcomes == [] and report.below_one == 1
+    assert any(f"predates our transaction mined at block {head + 2}" in r.getMessage() for r in caplog.records)
+    env.w3.provider.ethereum_tester.mine_blocks(1)
+    report = await _mine_and_step(env, keeper)  # at head + 3: the view is as new as the transaction
+    (out,) = report.outcomes
+    assert out.ok and out.sent, out.error
