@@ -16,7 +16,7 @@ from keeper.app.watch import Watch, log_decision
 from keeper.errors import ExecutionError, FatalError, SkipAction, StorageError, TransientError
 from keeper.execution.executor import Executor
 from keeper.execution.journal import ActionKey
-from keeper.execution.tx import Planned, TxRequest, TxResult
+from keeper.execution.tx import Planned, TxRequest, TxResult, summed
 from keeper.sources.chain import Chain, Head
 from keeper.sources.failures import UNFORESEEN
 from keeper.strategy.actions import Action, fields_of
@@ -165,13 +165,9 @@ class Execution(Recording):
             return outs
         items: list[Planned] = []
         owner: list[int] = []
-        totals: dict[tuple[str, str], int] = {}
         encoded = [w.adapter.encode(out.action) for out in outs]
-        for _, approve in encoded:
-            if approve is not None:
-                totals[approve[0], approve[1]] = totals.get((approve[0], approve[1]), 0) + approve[2]
         try:
-            for (token, spender), total in totals.items():
+            for (token, spender), total in summed(approve for _, approve in encoded).items():
                 for a in await self.executor.approvals_needed(token, spender, total):
                     items.append(Planned(a, keys[0], None, None, actions[0].protective, "approval"))
                     owner.append(0)

@@ -136,9 +136,8 @@ class Bundles(Bursts):
         except BaseException:
             if first is not None:
                 self.nonces.give_back(first)
-            for _, nonce, _, h, _ in signed:
+            for _, nonce, *_ in signed:
                 self._routes.pop(nonce, None)
-                self._private.pop(h, None)
             raise
         return signed
 
@@ -207,7 +206,7 @@ class Bundles(Bursts):
             self._routes.pop(nonce, None)
             self.journal.set_route(h, "public")
             try:
-                await self._broadcast(p.tx, h, raw, p.role, p.key, resync=False)
+                await self._broadcast(p.tx, h, raw, p.role, p.key, nonce=nonce, resync=False)
             except ExecutionError as exc:
                 log.warning("public fallback of %s refused: %s", h, exc)
 

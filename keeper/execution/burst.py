@@ -12,7 +12,7 @@ from typing import Any
 from keeper.errors import ExecutionError, SkipAction, StorageError, TransientError
 from keeper.execution.sending import DRY_RUN_NOTE
 from keeper.execution.tracker import Tracking
-from keeper.execution.tx import Outcomes, Planned, TxRequest, TxResult
+from keeper.execution.tx import Outcomes, Planned, TxRequest, TxResult, summed
 from keeper.sources.failures import SendOutcome
 
 log = logging.getLogger("keeper.execution")
@@ -109,7 +109,7 @@ class Bursts(Tracking):
         (index, nonce, hash, raw), for each None (sent) or why not, and why signing stopped
         early (the journal could not be written, the nonce not read: the rest is not sent)."""
         signed: list[tuple[int, int, str, bytes]] = []
-        chunks: list[tuple[list[tuple[int, int, str, bytes]], asyncio.Task[list[SendOutcome] | None]]] = []
+        chunks: list[tuple[list[tuple[int, int, str, bytes]], asyncio.Task[list[SendOutcome] | None] | None]] = []
         stopped: Exception | None = None
         for start in range(0, len(ready), BURST_CHUNK):
             chunk = []
@@ -130,18 +130,17 @@ class Bursts(Tracking):
                 stopped = exc
                 break
             signed += chunk
-            raws = [raw for *_, raw in chunk]
-            send = self.chain.send_raw_batch(raws) if self.relay is None else _one_by_one()
-            chunks.append((chunk, asyncio.create_task(send)))
+            batch = None if self.relay is not None else self.chain.send_raw_batch([raw for *_, raw in chunk])
+            chunks.append((chunk, asyncio.create_task(batch) if batch is not None else None))
             await asyncio.sleep(0)  # let the batch leave while the next chunk is signed
         sends: list[BaseException | None] = []
         for chunk, task in chunks:
-            replies = await task
+            replies = await task if task is not None else None
             if replies is None:  # the provider cannot batch (or they go to the relay): one by one, concurrently
                 got = await asyncio.gather(
                     *(
-                        self._broadcast(planned[i].tx, h, raw, "action", planned[i].key, resync=False)
-                        for i, _, h, raw in chunk
+                        self._broadcast(planned[i].tx, h, raw, "action", planned[i].key, nonce=nonce, resync=False)
+                        for i, nonce, h, raw in chunk
                     ),
                     return_exceptions=True,
                 )
@@ -179,12 +178,10 @@ class Bursts(Tracking):
         """Send (and await) one approval per (token, spender) for the burst's total; returns the
         actions that cannot go ahead (their entry in `out` says why), and whether any was sent."""
         needs: dict[tuple[str, str], list[int]] = {}
-        totals: dict[tuple[str, str], int] = {}
         for i, p in enumerate(planned):
             if p.approve is not None:
-                token, spender, amount = p.approve
-                needs.setdefault((token, spender), []).append(i)
-                totals[token, spender] = totals.get((token, spender), 0) + amount
+                needs.setdefault((p.approve[0], p.approve[1]), []).append(i)
+        totals = summed(p.approve for p in planned)
         blocked: set[int] = set()
         approved = False
         for (token, spender), idx in needs.items():
@@ -246,15 +243,10 @@ class Bursts(Tracking):
             filler = TxRequest(self.address, b"", f"fill nonce gap {nonce}")
             try:
                 h, raw = await self._sign(filler, nonce, 21_000, max_fee, tip, "cancel", None)
-                await self._broadcast(filler, h, raw, "cancel", None, resync=False)
+                await self._broadcast(filler, h, raw, "cancel", None, nonce=nonce, resync=False)
             except (ExecutionError, TransientError) as exc:
                 log.error("ALERT: nonce %d could not be filled (%s): later transactions wait behind it", nonce, exc)
                 continue
             log.warning("filled the nonce gap %d left by a refused send with %s", nonce, h)
             trackers.append(self._track(filler, nonce, 21_000, max_fee, tip, h, "cancel", None))
         return trackers
-
-
-async def _one_by_one() -> list[SendOutcome] | None:
-    """No JSON-RPC batch: each transaction goes by `_broadcast` (to the private relay)."""
-    return None

@@ -78,8 +78,9 @@ class Sender:
         """The private relay ([execution] private_rpc_url), or None: public only."""
         self._routes: dict[int, Route] = {}
         """Nonce -> its private submission, while its versions go to the relay only."""
-        self._private: dict[str, int] = {}
-        """Hash of a version signed for the relay -> its nonce."""
+        self._block_lock = asyncio.Lock()
+        self._block_read: tuple[float, int] | None = None
+        """(monotonic time, block number) of the latest read for a private send's window."""
 
     # ------------------------------------------------------------------ switches and caps
     def kill_switch(self) -> str | None:
@@ -262,8 +263,6 @@ class Sender:
             await self._chain_id(), nonce, tip, max_fee, gas_limit, tx.to, tx.value, tx.data
         )
         route = self._routes.get(nonce)
-        if route is not None:
-            self._private[tx_hash] = nonce
         with self.journal.atomic():
             self.journal.add_tx(
                 key, tx_hash, nonce, raw, tx.description, max_fee, gas_limit, role, route.name if route else "public"
@@ -273,33 +272,40 @@ class Sender:
         return tx_hash, raw
 
     async def _broadcast(
-        self, tx: TxRequest, tx_hash: str, raw: bytes, role: str, key: ActionKey | None, *, resync: bool = True
+        self,
+        tx: TxRequest,
+        tx_hash: str,
+        raw: bytes,
+        role: str,
+        key: ActionKey | None,
+        *,
+        nonce: int,
+        resync: bool = True,
     ) -> None:
-        """Send a journaled transaction (to the relay when its nonce is private). ExecutionError
+        """Send a journaled transaction (to the relay while its nonce is private). ExecutionError
         when the node refuses it (it is then marked dropped); an unacknowledged send counts as
         out (tracking settles it)."""
-        nonce = self._private.get(tx_hash)
-        route = self._routes.get(nonce) if nonce is not None else None
-        if route is not None and nonce is not None:
-            sent = await self._send_private(tx, tx_hash, raw, nonce, route)
+        route = self._routes.get(nonce)
+        if route is not None:
+            sent = await self._send_private(tx.description, tx_hash, raw, nonce, route)
         else:
             sent = await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
         self._sent(tx, tx_hash, role, key, sent, resync=resync)
 
-    async def _send_private(self, tx: TxRequest, tx_hash: str, raw: bytes, nonce: int, route: Route) -> SendOutcome:
+    async def _send_private(self, what: str, tx_hash: str, raw: bytes, nonce: int, route: Route) -> SendOutcome:
         """One version to the relay, valid for the next `private_blocks` blocks. A refusal with
         fallback on sends it publicly at once (the relay never had it); a relay that did not
         answer leaves it to tracking (it may have it: nothing goes public before its window ends)."""
         assert self.relay is not None
-        route.until = (await self.chain.block_number()) + self.settings.private_blocks
+        route.until = (await self._block_number()) + self.settings.private_blocks
         try:
             await self.relay.send_private(raw, route.until)
             sent = SendOutcome("accepted", "private relay")
-            log.info("%s: %s sent to the private relay (valid to block %d)", tx.description, tx_hash, route.until)
+            log.info("%s: %s sent to the private relay (valid to block %d)", what, tx_hash, route.until)
         except RelayRefused as exc:
             if not route.fallback:
                 return SendOutcome("rejected", str(exc))
-            log.warning("%s: %s; sending it publicly (fallback on)", tx.description, exc)
+            log.warning("%s: %s; sending it publicly (fallback on)", what, exc)
             self._routes.pop(nonce, None)
             self.journal.set_route(tx_hash, "public")
             return await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
@@ -307,10 +313,19 @@ class Sender:
             sent = SendOutcome("lost", str(exc))
         if self.settings.private_also_public:  # configured: the same nonce both ways
             public = await self._own_nonce(tx_hash, await self.chain.send_raw(raw))
-            log.info("%s: %s also sent publicly (private_also_public): %s", tx.description, tx_hash, public.kind)
+            log.info("%s: %s also sent publicly (private_also_public): %s", what, tx_hash, public.kind)
             if not sent.out and public.out:
                 sent = public
         return sent
+
+    async def _block_number(self) -> int:
+        """The head's number for a private send's window: one read serves the sends of the
+        next `receipt_poll_s` (a burst's hundred sends make one request, not a hundred)."""
+        async with self._block_lock:
+            now = time.monotonic()
+            if self._block_read is None or now - self._block_read[0] >= self.settings.receipt_poll_s:
+                self._block_read = (now, await self.chain.block_number())
+            return self._block_read[1]
 
     async def _own_nonce(self, tx_hash: str, sent: SendOutcome) -> SendOutcome:
         """'Nonce too low' for a transaction that is itself mined (a retried send whose first

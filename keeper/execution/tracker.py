@@ -79,7 +79,7 @@ class Tracking(Sender):
         nonce = await self.nonces.take()
         self.go_private(nonce, protective)
         tx_hash, raw = await self._sign(tx, nonce, gas_limit, max_fee, tip, role, key)
-        await self._broadcast(tx, tx_hash, raw, role, key)
+        await self._broadcast(tx, tx_hash, raw, role, key, nonce=nonce)
         result = await self._track(tx, nonce, gas_limit, max_fee, tip, tx_hash, role, key)
         return TxResult(**{**result.__dict__, "gas_estimate": gas_estimate})
 
@@ -168,7 +168,7 @@ class Tracking(Sender):
                             self.settings.max_fee_gwei,
                         )
                         if nonce in self._routes:  # private: its window is over, so to the relay again as it is
-                            await self._again(current, versions[-1], role, key)
+                            await self._again(current, versions[-1], nonce, role, key)
                     else:
                         if not cancelled:
                             try:
@@ -188,7 +188,7 @@ class Tracking(Sender):
                             )
                             versions.append(new_hash)
                             self._tracking.add(new_hash)
-                            await self._broadcast(current, new_hash, raw, new_role, key)
+                            await self._broadcast(current, new_hash, raw, new_role, key, nonce=nonce)
                             max_fee, tip = bumped_fee, bumped_tip
                             log.warning(
                                 "replaced stuck %s with %s at %.2f gwei", tx.description, new_hash, bumped_fee / GWEI
@@ -201,10 +201,7 @@ class Tracking(Sender):
                 head, mined = await self._poll_until(deadline, tx.description)
         finally:
             self._tracking.difference_update(versions)
-            for h in versions:
-                self._private.pop(h, None)
-            if not any(n == nonce for n in self._private.values()):
-                self._routes.pop(nonce, None)
+            self._routes.pop(nonce, None)
 
     async def _fall_back(
         self, tx: TxRequest, cancelled: bool, versions: list[str], nonce: int, key: ActionKey | None
@@ -214,9 +211,8 @@ class Tracking(Sender):
         then cancels the nonce publicly)."""
         assert self.relay is not None
         self._routes.pop(nonce, None)
-        for h in versions:
-            if h in self._private:
-                await self.relay.cancel_private(h)
+        for h in versions:  # every version so far went to the relay
+            await self.relay.cancel_private(h)
         if not cancelled:
             try:
                 await self.simulate(tx)
@@ -233,13 +229,13 @@ class Tracking(Sender):
             "%s: the private relay did not include %s within %d blocks; re-simulated, sending it publicly",
             tx.description, latest, self.settings.private_blocks,
         )  # fmt: skip
-        await self._again(tx, latest, "cancel" if cancelled else "action", key)
+        await self._again(tx, latest, nonce, "cancel" if cancelled else "action", key)
         return False
 
-    async def _again(self, tx: TxRequest, tx_hash: str, role: str, key: ActionKey | None) -> None:
+    async def _again(self, tx: TxRequest, tx_hash: str, nonce: int, role: str, key: ActionKey | None) -> None:
         """Broadcast a version already signed once more (by its nonce's route now)."""
         try:
-            await self._broadcast(tx, tx_hash, self.journal.tx_raw(tx_hash), role, key)
+            await self._broadcast(tx, tx_hash, self.journal.tx_raw(tx_hash), role, key, nonce=nonce)
         except ExecutionError as exc:
             log.info("sending %s again was refused (%s): tracking goes on", tx_hash, exc)
 
@@ -307,9 +303,7 @@ class Tracking(Sender):
         for row in private:  # back to the relay only (a bundle's transactions one by one, in nonce order)
             route = Route(row.route.endswith("+fallback"))
             self._routes[row.nonce] = route
-            self._private[row.hash] = row.nonce
-            tx = TxRequest(self.address, b"", row.description)
-            sends.append(await self._send_private(tx, row.hash, row.raw, row.nonce, route))
+            sends.append(await self._send_private(row.description, row.hash, row.raw, row.nonce, route))
         for row, sent in zip(public + private, sends, strict=True):
             log.warning("recovered in-flight %s (%s): rebroadcast: %s", row.hash, row.description, sent.kind)
         by_nonce: dict[int, list[Any]] = {}

@@ -3,6 +3,7 @@ transaction in a burst, and what became of a transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,15 @@ if TYPE_CHECKING:
 
 Approval = tuple[str, str, int]
 """(token, spender, amount) an action needs approved first."""
+
+
+def summed(approvals: Iterable[Approval | None]) -> dict[tuple[str, str], int]:
+    """What several actions need approved, summed per (token, spender): one approval each."""
+    totals: dict[tuple[str, str], int] = {}
+    for a in approvals:
+        if a is not None:
+            totals[a[0], a[1]] = totals.get((a[0], a[1]), 0) + a[2]
+    return totals
 
 
 @dataclass(frozen=True)
