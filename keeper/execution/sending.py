@@ -78,9 +78,6 @@ class Sender:
         """The private relay ([execution] private_rpc_url), or None: public only."""
         self._routes: dict[int, Route] = {}
         """Nonce -> its private submission, while its versions go to the relay only."""
-        self._block_lock = asyncio.Lock()
-        self._block_read: tuple[float, int] | None = None
-        """(monotonic time, block number) of the latest read for a private send's window."""
 
     # ------------------------------------------------------------------ switches and caps
     def kill_switch(self) -> str | None:
@@ -297,7 +294,7 @@ class Sender:
         fallback on sends it publicly at once (the relay never had it); a relay that did not
         answer leaves it to tracking (it may have it: nothing goes public before its window ends)."""
         assert self.relay is not None
-        route.until = (await self._block_number()) + self.settings.private_blocks
+        route.until = (await self.chain.block_number()) + self.settings.private_blocks
         try:
             await self.relay.send_private(raw, route.until)
             sent = SendOutcome("accepted", "private relay")
@@ -317,15 +314,6 @@ class Sender:
             if not sent.out and public.out:
                 sent = public
         return sent
-
-    async def _block_number(self) -> int:
-        """The head's number for a private send's window: one read serves the sends of the
-        next `receipt_poll_s` (a burst's hundred sends make one request, not a hundred)."""
-        async with self._block_lock:
-            now = time.monotonic()
-            if self._block_read is None or now - self._block_read[0] >= self.settings.receipt_poll_s:
-                self._block_read = (now, await self.chain.block_number())
-            return self._block_read[1]
 
     async def _own_nonce(self, tx_hash: str, sent: SendOutcome) -> SendOutcome:
         """'Nonce too low' for a transaction that is itself mined (a retried send whose first
