@@ -130,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(dl)
     dl.add_argument("--router", default=None, help="Uniswap v3 SwapRouter for the sales (default: [flash] router)")
     dl.add_argument("--dry-run", action="store_true", help="simulate the deployment only, send nothing")
+    dd = sub.add_parser(
+        "deploy-deleverager",
+        help="deploy keeper's Deleverager (protection with the position's own collateral) owned by the keeper's key",
+    )
+    _common(dd)
+    dd.add_argument("--router", default=None, help="Uniswap v3 SwapRouter for the sales (default: [flash] router)")
+    dd.add_argument("--dry-run", action="store_true", help="simulate the deployment only, send nothing")
+    ps = sub.add_parser(
+        "protect-setup",
+        help="show (and with --send, give) what each protected account must allow the Deleverager, and how to revoke",
+    )
+    _common(ps)
+    ps.add_argument("--send", action="store_true", help="send the keeper's own address's grants (simulated first)")
+    ps.add_argument("--revoke", action="store_true", help="take the grants back instead")
     demo = sub.add_parser("demo", help="run the keeper on an embedded local chain through a price crash")
     demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -191,10 +205,12 @@ async def _dispatch(args: Any) -> int:
         return 0
     if args.command == "backtest":
         return _backtest(args)
-    if args.command == "deploy-liquidator":
+    if args.command in ("deploy-liquidator", "deploy-deleverager"):
         from keeper.app.deploy import deploy_liquidator
 
-        print(await deploy_liquidator(args.network, args.env_file, router=args.router, dry_run=args.dry_run))
+        contract = "FlashLiquidator" if args.command == "deploy-liquidator" else "Deleverager"
+        print(await deploy_liquidator(args.network, args.env_file, router=args.router, dry_run=args.dry_run,
+                                      contract=contract))  # fmt: skip
         return 0
     if args.command == "stress" and args.scenario:
         from keeper.offline import stress
@@ -227,12 +243,21 @@ async def _dispatch(args: Any) -> int:
     from keeper.app.report import print_status, write_report
     from keeper.app.runtime import open_keeper, serve
 
-    live = args.command == "run" and not args.dry_run
+    live = (args.command == "run" and not args.dry_run) or (args.command == "protect-setup" and args.send)
     keeper = await open_keeper(args.network, args.env_file, dry_run=not live, require_key=live)
     try:
         if args.command == "status":
+            from keeper.app.protect_setup import note_readiness
+
             await keeper.start()
+            await note_readiness(keeper)
             print_status(keeper, args.top)
+        elif args.command == "protect-setup":
+            from keeper.app.protect_setup import protect_setup
+
+            text, code = await protect_setup(keeper, send=args.send, revoke=args.revoke)
+            print(text)
+            return code
         elif args.command == "stress":
             from keeper.offline import stress
 

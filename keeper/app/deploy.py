@@ -1,5 +1,6 @@
-"""`keeper deploy-liquidator`: deploy keeper's FlashLiquidator with the keeper's key as its owner,
-simulated first, and print the [flash] lines that use it. Dry-run simulates and sends nothing."""
+"""`keeper deploy-liquidator` and `keeper deploy-deleverager`: deploy keeper's FlashLiquidator or
+Deleverager with the keeper's key as its owner, simulated first, and print the settings lines that
+use it ([flash] liquidator, [protect] deleverager). Dry-run simulates and sends nothing."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from keeper.settings.load import load_settings
 from keeper.sources.chain import Chain
 
 
-def liquidator_initcode(router: str) -> bytes:
+def liquidator_initcode(router: str, contract: str = "FlashLiquidator") -> bytes:
     from keeper.devtools.devchain import artifacts
 
-    bytecode = artifacts()["contracts"]["FlashLiquidator"]["bytecode"]
+    bytecode = artifacts()["contracts"][contract]["bytecode"]
     return bytes.fromhex(bytecode[2:]) + encode(["address"], [to_checksum_address(router)])
 
 
@@ -33,13 +34,20 @@ def created_address(sender: str, nonce: int) -> str:
 
 
 async def deploy_liquidator(
-    network: str, env_file: str | None, *, router: str | None, dry_run: bool, timeout_s: float = 180.0
+    network: str,
+    env_file: str | None,
+    *,
+    router: str | None,
+    dry_run: bool,
+    timeout_s: float = 180.0,
+    contract: str = "FlashLiquidator",
 ) -> str:
     """Deploys (or, dry-run, simulates) and returns the text to print."""
     settings = load_settings(network, env_file, require_key=not dry_run)
     router = router or settings.flash.router
     if not router:
-        raise ConfigError("deploy-liquidator needs the Uniswap v3 SwapRouter: --router 0x... or [flash] router")
+        command = "deploy-liquidator" if contract == "FlashLiquidator" else "deploy-deleverager"
+        raise ConfigError(f"{command} needs the Uniswap v3 SwapRouter: --router 0x... or [flash] router")
     try:
         router = str(to_checksum_address(router))
     except ValueError:
@@ -50,7 +58,7 @@ async def deploy_liquidator(
         await chain.check_chain_id(settings.chain_id)
         if not await chain.code(router):
             raise ConfigError(f"no contract code at the SwapRouter {router} on chain {settings.chain_id}")
-        initcode = liquidator_initcode(router)
+        initcode = liquidator_initcode(router, contract)
         try:
             gas, runtime = await chain.estimate_creation(settings.address, initcode)
         except ContractLogicError as exc:  # the node's revert, named (e.g. out of funds for gas)
@@ -59,7 +67,7 @@ async def deploy_liquidator(
             raise KeeperError("the deployment's simulation returned no code")
         nonce = await chain.nonce(settings.address, "pending")
         address = created_address(settings.address, nonce)
-        lines = [f"FlashLiquidator: owner {settings.address}, router {router}, {len(runtime)} bytes, gas {gas:,}"]
+        lines = [f"{contract}: owner {settings.address}, router {router}, {len(runtime)} bytes, gas {gas:,}"]
         if dry_run:
             lines.append(f"dry-run: simulated only, nothing sent (it would be at {address}, nonce {nonce})")
             return "\n".join(lines)
@@ -87,7 +95,10 @@ async def deploy_liquidator(
         deployed = str(to_checksum_address(receipt["contractAddress"]))
         lines.append(f"deployed at {deployed} in block {receipt['blockNumber']} (tx {tx_hash}, gas used "
                      f"{receipt['gasUsed']:,})")  # fmt: skip
-        lines += ["", "[flash]", f'liquidator = "{deployed}"', f'router = "{router}"']
+        if contract == "FlashLiquidator":
+            lines += ["", "[flash]", f'liquidator = "{deployed}"', f'router = "{router}"']
+        else:
+            lines += ["", "[protect]", f'deleverager = "{deployed}"', "", "[flash]", f'router = "{router}"']
         return "\n".join(lines)
     finally:
         await chain.close()

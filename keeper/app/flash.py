@@ -12,8 +12,8 @@ from eth_abi import decode
 
 from keeper.app.watch import Watch
 from keeper.book import Snapshot
-from keeper.protocols.base import FlashRules
-from keeper.settings import FlashSettings
+from keeper.protocols.base import DeleverageRules, FlashRules
+from keeper.settings import FlashSettings, ProtectSettings
 from keeper.sources.abi import DECODE_ERRORS
 from keeper.sources.chain import Chain, Head
 from keeper.sources.uniswap import Uniswap
@@ -23,22 +23,33 @@ log = logging.getLogger("keeper")
 
 
 class FlashReads:
-    def __init__(self, settings: FlashSettings):
+    def __init__(self, settings: FlashSettings, protect: ProtectSettings):
         self.settings = settings
-        self.dex = Uniswap(settings.factory, settings.quoter, settings.fees) if settings.funding != "wallet" else None
+        self.protect = protect
+        self.deleverage = bool(protect.deleverager)
+        used = settings.funding != "wallet" or self.deleverage
+        self.dex = Uniswap(settings.factory, settings.quoter, settings.fees) if used else None
 
     async def context(
         self, chain: Chain, head: Head, w: Watch, snap: Snapshot, busy: frozenset[tuple[str, str]] = frozenset()
     ) -> FlashContext | None:
-        """Quotes and lenders for this market's liquidation candidates (None: nothing to quote,
-        or the market does not liquidate through the contract)."""
+        """Quotes and lenders for this market's flash liquidation candidates and for the
+        deleverage of its protected positions (None: nothing to quote)."""
         fs = self.settings
-        if self.dex is None or w.book is None or not w.adapter.capabilities.flash:
+        caps = w.adapter.capabilities
+        if self.dex is None or w.book is None or not (caps.flash or caps.deleverage):
             return None
         market = cast(FlashRules, w.adapter)
-        protected = set(w.adapter.protected_accounts())
-        candidates = w.adapter.liquidation_candidates(snap, w.book.positions, protected)
-        asks = market.flash_asks(candidates, fs) if candidates else []
+        protected = w.adapter.protected_accounts()
+        asks = []
+        if caps.flash and fs.funding != "wallet":
+            candidates = w.adapter.liquidation_candidates(snap, w.book.positions, set(protected))
+            asks = market.flash_asks(candidates, fs) if candidates else []
+        if self.deleverage and caps.deleverage:
+            for account in protected:
+                if (pos := w.book.positions.get(account)) is not None:
+                    ps = w.adapter.protect_settings(self.protect.for_account(account))
+                    asks += cast(DeleverageRules, w.adapter).deleverage_asks([pos], ps)
         if not asks:
             return None
         debts = sorted({a.token_out.lower() for a in asks})
@@ -64,7 +75,7 @@ class FlashReads:
 
 
 def sold_pairs(w: Watch, actions: list[Any]) -> set[tuple[str, str]]:
-    """The pairs a market's flash actions of this block sell (none for a market without the flash path)."""
+    """The pairs a market's flash liquidations and deleverages of this block sell on Uniswap v3."""
     if not w.adapter.capabilities.flash:
         return set()
     return cast(FlashRules, w.adapter).flash_pairs(actions)

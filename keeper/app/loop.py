@@ -73,7 +73,7 @@ class Keeper(Startup):
         self.ws_url = settings.ws_url.get_secret_value() if settings.ws_url else ""
         """newHeads over WebSocket wake the loop (polling remains the fallback)."""
         self.heads: HeadSubscription | None = None
-        self.flash_reads = FlashReads(settings.flash)
+        self.flash_reads = FlashReads(settings.flash, settings.protect)
         """Quotes and lenders for liquidations through the flash liquidator ([flash])."""
         self.background = False
         """Execute beside the loop (`keeper run`): a block's decisions never wait for the previous

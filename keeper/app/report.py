@@ -87,7 +87,8 @@ def market_notes(w: Watch) -> list[str]:
     """What the figures of a market rest on, and what is not judged: a read that failed at the
     last block, the protocol version, price sources whose age cannot be judged."""
     notes = [f"not read at the last block: {w.error}"] if w.error else []
-    return notes + list(w.adapter.notes()) + [m.removeprefix("ALERT: ") for m in w.cannot_protect.values()]
+    notes += list(w.adapter.notes()) + [m.removeprefix("ALERT: ") for m in w.cannot_protect.values()]
+    return notes + w.deleverage_notes
 
 
 def check_protection(keeper: Keeper) -> None:

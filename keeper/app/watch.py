@@ -55,6 +55,8 @@ class Watch:
         self._arms: dict[str, Arm] = {}
         self._static_noted = False
         self.cannot_protect: dict[str, str] = {}
+        self.deleverage_notes: list[str] = []
+        """Whether each protected position can be deleveraged (read by `keeper status`)."""
         """Protected account -> why the keeper cannot protect it now (the wallet lacks funds)."""
         self.unread_users: set[str] = set()
         """Accounts whose events came in a block whose reads failed: read with the next block."""

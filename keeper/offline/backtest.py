@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from keeper.errors import ConfigError
+from keeper.offline import dex
 from keeper.offline.charts import chart
 from keeper.offline.scenario import BacktestFeed, Path_, PositionSpec, Scenario, load_path, load_scenario
 from keeper.protocols.aave_v3 import math as aave
@@ -31,12 +32,15 @@ from keeper.protocols.aave_v3.rounding import ray_div
 from keeper.risk.exposures import lookahead_factors, position_risk
 from keeper.risk.intmath import WAD, wad_to_health
 from keeper.risk.predict import SECONDS_PER_YEAR, Garch, ewma_step, garch_fit
-from keeper.strategy.actions import Protect
+from keeper.strategy.actions import Deleverage, Protect
 from keeper.strategy.trigger import Arm, Trigger, evaluate, sizing_settings
 
 __all__ = ["STRATEGIES", "PositionOutcome", "Scenario", "chart", "load_path", "load_scenario", "run", "table"]
 
-STRATEGIES = ("predictive", "static", "alert")
+STRATEGIES = ("predictive", "static", "alert", "deleverage")
+"""deleverage: the static trigger, repaying with the position's own collateral (keeper.offline.dex),
+no wallet: what the Deleverager costs against the static strategy's wallet-funded repay."""
+MODES = {"deleverage": "static"}
 BASE = 10**8  # Aave's USD base currency: 8 decimals
 RAY = aave.RAY
 
@@ -59,10 +63,14 @@ class PositionOutcome:
     """(time, 'action' | 'liquidation' | 'alert')."""
     shortfall: int = 0
     """Actions that could not reach the target (wallet too small)."""
+    sale_cost_usd: float = 0.0
+    """Deleverage: the collateral's market value sold less what came back (fees, price impact)."""
+    reverted: int = 0
+    """Deleverages the contract would have refused at inclusion (the price moved meanwhile)."""
 
     @property
     def cost_usd(self) -> float:
-        return self.liquidation_loss_usd + self.gas_usd
+        return self.liquidation_loss_usd + self.gas_usd + self.sale_cost_usd
 
 
 # ---------------------------------------------------------------------------- the simulation
@@ -158,7 +166,7 @@ class _Book:
     pos: aave.Position
     wallet: list[int]
     arm: Arm = field(default_factory=Arm)
-    pending: tuple[float, Protect] | None = None
+    pending: tuple[float, Protect | Deleverage] | None = None
     alerting: bool = False
     out: PositionOutcome = field(default_factory=PositionOutcome)
 
@@ -188,7 +196,10 @@ def run(sc: Scenario, path: Path_, strategies: tuple[str, ...] = STRATEGIES) -> 
 
     books = {st: {spec.name: _Book(*_position(sc, spec)) for spec in sc.positions} for st in strategies}
     settings = {
-        st: {spec.name: sc.protect.for_account(spec.name).model_copy(update={"mode": st}) for spec in sc.positions}
+        st: {
+            spec.name: sc.protect.for_account(spec.name).model_copy(update={"mode": MODES.get(st, st)})
+            for spec in sc.positions
+        }
         for st in strategies
     }
     q0 = sc.protect.predictive
@@ -257,12 +268,17 @@ def run(sc: Scenario, path: Path_, strategies: tuple[str, ...] = STRATEGIES) -> 
                 b.arm = trig.arm
                 _alert(b, trig, now)
                 if trig.act:
-                    action = decide_protect(b.pos, market, b.wallet, sizing_settings(s, trig))
+                    sized = sizing_settings(s, trig)
+                    action: Protect | Deleverage | None = (
+                        dex.decide(b.pos, market, list(mkt), sized, sc.knobs)
+                        if st == "deleverage"
+                        else decide_protect(b.pos, market, b.wallet, sized)
+                    )
                     if action is not None:
                         b.pending = (now + sc.knobs.reaction_s, action)
                         for k, r_ in enumerate(market.reserves):
-                            if r_.asset == action.asset:
-                                b.wallet[k] -= action.amount
+                            if r_.asset == getattr(action, "asset", None):
+                                b.wallet[k] -= getattr(action, "amount", 0)
     return {st: {name: b.out for name, b in books[st].items()} for st in strategies}
 
 
@@ -290,15 +306,26 @@ def _land(
     assert b.pending is not None
     _, action = b.pending
     b.pending = None
-    i = market.index_of(action.asset)
-    if action.kind == "repay":
-        b.pos = aave.after_repay(b.pos, market, i, action.amount)
+    if action.kind == "deleverage":
+        assert not isinstance(action, Protect)
+        landed = dex.land(action, b.pos, market, list(mkt), sc.knobs)
+        if landed is None:  # refused by its simulation: nothing sent, decided again next row
+            b.out.reverted += 1
+            return
+        b.pos = landed.pos
+        b.out.sale_cost_usd += landed.cost_usd
     else:
-        b.pos = aave.after_supply(b.pos, market, i, action.amount)
+        assert isinstance(action, Protect)
+        i = market.index_of(action.asset)
+        if action.kind == "repay":
+            b.pos = aave.after_repay(b.pos, market, i, action.amount)
+        else:
+            b.pos = aave.after_supply(b.pos, market, i, action.amount)
+        b.out.capital_usd += action.amount / market.configs[i].unit * float(mkt[i])
     b.out.actions += 1
     b.out.shortfall += not action.reaches_target
-    b.out.capital_usd += action.amount / market.configs[i].unit * float(mkt[i])
-    b.out.gas_usd += sc.knobs.gas_per_action * gas_gwei * 1e-9 * float(mkt[native])
+    gas = sc.knobs.gas_per_deleverage if action.kind == "deleverage" else sc.knobs.gas_per_action
+    b.out.gas_usd += gas * gas_gwei * 1e-9 * float(mkt[native])
     b.out.marks.append((when, "action"))
 
 
@@ -308,7 +335,7 @@ def _land(
 def table(results: dict[str, dict[str, PositionOutcome]]) -> str:
     """Per strategy: totals over positions, then per position."""
     head = f"{'strategy':<11} {'position':<16} {'liquidations':>12} {'liq. loss $':>12} {'actions':>7} "
-    head += f"{'capital $':>11} {'gas $':>8} {'total cost $':>12} {'min HF':>7}"
+    head += f"{'capital $':>11} {'gas $':>8} {'sale $':>8} {'total cost $':>12} {'min HF':>7}"
     lines = [head, "-" * len(head)]
     for st, per in results.items():
         rows = [("ALL", list(per.values()))] + [(name, [o]) for name, o in per.items()]
@@ -317,6 +344,7 @@ def table(results: dict[str, dict[str, PositionOutcome]]) -> str:
                 f"{st:<11} {label:<16} {sum(o.liquidations for o in outs):>12} "
                 f"{sum(o.liquidation_loss_usd for o in outs):>12,.0f} {sum(o.actions for o in outs):>7} "
                 f"{sum(o.capital_usd for o in outs):>11,.0f} {sum(o.gas_usd for o in outs):>8,.0f} "
+                f"{sum(o.sale_cost_usd for o in outs):>8,.0f} "
                 f"{sum(o.cost_usd for o in outs):>12,.0f} {min(o.min_health for o in outs):>7.3f}"
             )
     return "\n".join(lines)

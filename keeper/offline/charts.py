@@ -39,7 +39,7 @@ def chart(results: dict[str, dict[str, PositionOutcome]], path: Path_, sc: Scena
     ax.set_ylabel("USD")
     ax.legend(loc="upper right")
     shown = hours[hours * 3600 >= sc.knobs.warmup_s]
-    colors = {"predictive": "tab:green", "static": "tab:orange", "alert": "tab:gray"}
+    colors = {"predictive": "tab:green", "static": "tab:orange", "alert": "tab:gray", "deleverage": "tab:blue"}
     for ax, name in zip(axes[1:], names, strict=True):
         for st, per in results.items():
             o = per[name]

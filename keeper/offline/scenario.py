@@ -45,12 +45,23 @@ class BacktestKnobs(Model):
     reaction_s: float = 24.0
     """From the keeper's decision to its transaction's inclusion."""
     gas_per_action: int = 300_000
+    gas_per_deleverage: int = 600_000
+    """Flash loan, repay, aToken transfer, withdraw, swap, repayment (555,653 measured on anvil:
+    our Pool, a Uniswap v3 loan and sale, tests/anvil/test_deleverage_cli.py)."""
     gas_gwei: float = 30.0
     """Gas price when the CSV has no gas_gwei column."""
     native: str = "WETH"
     """The asset whose price pays gas."""
     warmup_s: float = 6 * 3600
     """Rows in the first this many seconds only feed the volatility estimate (and fit GARCH)."""
+    dex_depth_usd: float = 20_000_000.0
+    """The deleverage strategy's Uniswap v3 pool: full range, this much at the market price."""
+    dex_fee_ppm: int = 500
+    """Its fee tier (hundredths of a bip: 500 = 0.05 %)."""
+    flash_fee_ppm: int = 500
+    """The flash loan's fee (a Uniswap v3 pool's tier; Aave's 5 bps is 500 too)."""
+    slippage_bps: int = 50
+    """The sale's minimum out below its quote (as [flash] slippage_bps)."""
 
 
 @dataclass(frozen=True)

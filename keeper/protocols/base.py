@@ -51,6 +51,8 @@ class Capabilities:
     """Units per USD of the engine's figures (collateral, debt, liquidation prices)."""
     flash: bool = False
     """Liquidates through keeper's FlashLiquidator as well as from the wallet (`FlashRules`)."""
+    deleverage: bool = False
+    """Protects through keeper's Deleverager with the position's own collateral (`DeleverageRules`)."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,37 @@ class FlashRules(Protocol):
 
     def flash_pairs(self, actions: Sequence[Action]) -> set[tuple[str, str]]:
         """The (token in, token out) pairs, lowercase, these actions sell on Uniswap v3."""
+        ...
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A permission a protected account gives keeper's Deleverager (once), and its undoing: the
+    account calls `to` with `grant` (or `revoke`); `check` reads it back, a uint256 (an allowance,
+    or a bool) that must reach `needed`."""
+
+    what: str
+    to: str
+    grant: bytes
+    revoke: bytes
+    check: Call
+    needed: int
+
+
+class DeleverageRules(Protocol):
+    """What a market with `capabilities.deleverage` adds: protection with the position's own collateral."""
+
+    def deleverage_asks(self, positions: Sequence[Any], ps: ProtectSettings) -> list[Ask]:
+        """The sales to quote for these protected positions' deleverage."""
+        ...
+
+    def deleverage(self, pos: Any, ctx: FlashContext, ps: ProtectSettings) -> Action | None:
+        """The deleverage that brings the position to its target (None: above its trigger, or
+        nothing can be funded and sold)."""
+        ...
+
+    def deleverage_grants(self, pos: Any, deleverager: str) -> list[Grant]:
+        """What the account must allow the Deleverager before it can deleverage the position."""
         ...
 
 

@@ -16,7 +16,7 @@ from keeper.risk.engine import MarketArrays
 from keeper.risk.guards import FeedRound, oracle_problems
 from keeper.settings import OracleSettings, ProtectSettings, Settings
 from keeper.sources.abi import event
-from keeper.strategy.actions import Protect
+from keeper.strategy.actions import Deleverage, Protect
 
 if TYPE_CHECKING:
     from keeper.sources.chain import Call, Head
@@ -144,6 +144,29 @@ class LendingMarket(ABC):
             f"gas {gas:,} ({usd(gas_cost)})  {status}"
         )
 
+    def describe_deleverage(self, head: str, a: Deleverage, after: str, gas: int, gas_cost: int, status: str) -> str:
+        cu, du = self.unit_of(a.collateral_asset), self.unit_of(a.debt_asset)
+        return (
+            f"{head} DELEVERAGE {a.account[:10]}…  HF {a.health_before:.4f} -> {after} (predicted "
+            f"{a.health_after:.4f})  repay {a.repay / du:,.4f} {a.debt_symbol} with {a.withdraw / cu:,.6f} "
+            f"{a.collateral_symbol} sold (flash from {a.lender_source}, fee {a.expected_fee / du:,.4f}), cost "
+            f"{usd(a.cost_base)}  gas {gas:,} ({usd(gas_cost)})  {status}"
+        )
+
+    def deleverage_actual(self, a: Deleverage, results: Any) -> dict[str, Any] | None:
+        """The Deleverager's Deleveraged event, beside what was predicted."""
+        found = deleveraged(a.deleverager, [log for r in results for log in r.logs])
+        if found is None:
+            return None
+        cu, du = self.unit_of(a.collateral_asset), self.unit_of(a.debt_asset)
+        found["text"] = (
+            f"Deleverager repaid {found['repaid'] / du:,.4f} {a.debt_symbol} (predicted {a.repay / du:,.4f}), sold "
+            f"{found['collateral_sold'] / cu:,.6f} {a.collateral_symbol}, loan fee {found['fee'] / du:,.4f}, "
+            f"{found['returned'] / du:,.4f} {a.debt_symbol} back to the account, health factor "
+            f"{found['health_factor'] / 1e18:.4f} (predicted {a.health_after:.4f})"
+        )
+        return found
+
     def unit_of(self, token: str) -> int:
         column = self.column_of(token)
         if column is None:
@@ -161,4 +184,16 @@ def flash_profit(liquidator: str, logs: Sequence[tuple[str, tuple[str, ...], str
         if address.lower() == liquidator.lower() and topics and bytes.fromhex(topics[0][2:]) == ev.topic:
             args = ev.decode([bytes.fromhex(t[2:]) for t in topics], bytes.fromhex(data[2:]))
             return {"borrowed": int(args["borrowed"]), "fee": int(args["fee"]), "profit": int(args["profit"])}
+    return None
+
+
+def deleveraged(deleverager: str, logs: Sequence[tuple[str, tuple[str, ...], str]]) -> dict[str, Any] | None:
+    """The Deleverager's Deleveraged event: repaid, collateral sold, loan fee, returned, health factor."""
+    ev = event("Deleverager", "Deleveraged")
+    for address, topics, data in logs:
+        if address.lower() == deleverager.lower() and topics and bytes.fromhex(topics[0][2:]) == ev.topic:
+            args = ev.decode([bytes.fromhex(t[2:]) for t in topics], bytes.fromhex(data[2:]))
+            return {"repaid": int(args["repaid"]), "collateral_sold": int(args["collateralSold"]),
+                    "fee": int(args["fee"]), "returned": int(args["returned"]),
+                    "health_factor": int(args["healthFactor"])}  # fmt: skip
     return None

@@ -25,7 +25,7 @@ MINIMUMS = {
     "rpc_timeout_s": 0.1,
     "rpc_max_lag_blocks": 0,
 }
-PROTECT_LEVERS = ("repay", "supply")
+PROTECT_LEVERS = ("repay", "supply", "deleverage")
 
 
 def cross_checks(where: str, parts: dict[str, Any]) -> list[str]:
@@ -65,6 +65,25 @@ def cross_checks(where: str, parts: dict[str, Any]) -> list[str]:
     flash = parts.get("flash")
     if isinstance(flash, FlashSettings):
         errors += flash_problems(flash, where)
+    if isinstance(protect, ProtectSettings):
+        errors += deleverage_problems(protect, flash if isinstance(flash, FlashSettings) else None, where)
+    return errors
+
+
+def deleverage_problems(p: ProtectSettings, f: FlashSettings | None, where: str) -> list[str]:
+    """The deleverage lever quotes its sale on Uniswap v3 ([flash] factory and quoter)."""
+    asked = "deleverage" in p.prefer or any("deleverage" in (o.prefer or ()) for o in p.positions.values())
+    errors = []
+    if asked and not p.deleverager:
+        errors.append(f"{where}: [protect] prefer lists 'deleverage': [protect] deleverager is required "
+                      "(deploy one: keeper deploy-deleverager)")  # fmt: skip
+    if p.deleverager:
+        for key in ("factory", "quoter"):
+            if f is None or not getattr(f, key):
+                errors.append(f"{where}: [flash] {key}: required with [protect] deleverager (its sales are quoted)")
+    if not 0 < p.deleverage_tolerance < p.target_hf - 1.0:
+        errors.append(f"{where}: [protect] deleverage_tolerance: above 0 and below target_hf - 1 "
+                      f"(got {p.deleverage_tolerance})")  # fmt: skip
     return errors
 
 

@@ -127,9 +127,18 @@ class ProtectSettings(Model):
     target_hf: float = 1.30
     """Bring the health factor back to this."""
     prefer: StrTuple = ("repay", "supply")
-    """Order in which to try actions: repay debt from the wallet, supply collateral from the wallet."""
+    """Order in which to try actions: repay debt from the wallet, supply collateral from the
+    wallet, 'deleverage' (repay with the position's own collateral, through `deleverager`). With a
+    deleverager set and 'deleverage' not listed, it is tried last: when the wallet cannot reach
+    the target."""
     target_buffer_bps: int = 2
     """Aim this many basis points above target, to absorb interest accrued before inclusion."""
+    deleverager: Address | Literal[""] = ""
+    """keeper's Deleverager (`keeper deploy-deleverager`), owned by the keeper's key; the accounts
+    it acts on allowed it once (`keeper protect-setup`)."""
+    deleverage_tolerance: float = 0.05
+    """A deleverage reverts on chain unless the health factor it leaves is within target_hf plus
+    or minus this (interest and prices move between decision and inclusion)."""
     mode: ProtectMode = "static"
     """'static': act below trigger_hf at the oracle price; 'predictive': also act on the
     predicted oracle price and on the probability of liquidation ([protect.predictive]);

@@ -118,3 +118,50 @@ class Protect(OnAccount):
 def fields_of(action: Action) -> dict[str, Any]:
     """An action's fields (every action is a frozen dataclass), for logs, the journal and reports."""
     return asdict(action)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Deleverage(OnAccount):
+    """Repay a watched account's debt with its own collateral, in one transaction through keeper's
+    Deleverager: a flash loan of the debt asset repays `repay`, `withdraw` of the collateral is
+    taken (the account's approval or allow) and sold on Uniswap v3, the loan and its fee are
+    repaid from the sale, the rest goes to the account. The contract reverts unless the health
+    factor it leaves is within [min_hf_wad, max_hf_wad]. Nothing comes from the wallet but gas."""
+
+    account: str
+    deleverager: str
+    collateral_asset: str
+    collateral_symbol: str
+    collateral_token: str
+    """What the contract takes from the account: the aToken (Aave), the asset itself (Comet)."""
+    debt_asset: str
+    debt_symbol: str
+    repay: int
+    withdraw: int
+    lender_source: str
+    lender: str
+    borrowed: int
+    expected_fee: int
+    path: str
+    """The Uniswap v3 exactInput path, hex."""
+    expected_out: int
+    min_out: int
+    min_hf_wad: int
+    max_hf_wad: int
+    cost_base: int
+    """What it costs the account (value of the collateral sold less the debt repaid, at the
+    oracle's prices: the loan's fee, the sale's fee and price impact), price units."""
+    health_before: float
+    health_after: float
+    reaches_target: bool
+
+    kind = "deleverage"
+    protective = True
+    liquidation = False
+    gross_profit_base = 0
+    after_previous = False
+    worth_base = None
+
+    @property
+    def spends(self) -> tuple[tuple[str, int], ...]:
+        return ()

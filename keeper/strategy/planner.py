@@ -18,7 +18,7 @@ from keeper.strategy.trigger import Arm, evaluate, sizing_settings
 
 if TYPE_CHECKING:
     from keeper.book import Snapshot
-    from keeper.protocols.base import FlashRules, MarketAdapter
+    from keeper.protocols.base import DeleverageRules, FlashRules, MarketAdapter
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, sett
             if not trig.act:
                 return
             ps = sizing_settings(ps, trig)
-    actions = market.protect(pos, out.wallet, ps)
+    actions = _with_deleverage(market, pos, market.protect(pos, out.wallet, ps), inputs.flash, ps)
     if not actions:
         _unfunded(market, pos, account, ps, out)
         return
@@ -168,7 +168,9 @@ def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, sett
         out.alerts.append(
             Alert(
                 f"ALERT: the wallet cannot bring {account} to target {ps.target_hf:.3f}: best is "
-                f"{first.health_after:.4f} with {type(first).__name__} (insufficient funds)",
+                f"{first.health_after:.4f} with {type(first).__name__} ("
+                + ("what can be borrowed and sold" if first.spends == () else "insufficient funds")
+                + ")",
                 "cannot protect",
                 account,
             )
@@ -176,6 +178,28 @@ def _protect(market: MarketAdapter, pos: Any, account: str, inputs: Inputs, sett
     for action in actions:
         _spend(out.wallet, action)
     out.actions += actions
+
+
+def _with_deleverage(
+    market: MarketAdapter, pos: Any, wallet: list[Action], ctx: FlashContext | None, ps: Any
+) -> list[Action]:
+    """The wallet's action or the deleverage, whichever comes first in `prefer` among those
+    reaching the target ('deleverage' unlisted: last), else the one that gets closest."""
+    if ctx is None or not ps.deleverager or not market.capabilities.deleverage:
+        return wallet
+    delev = cast("DeleverageRules", market).deleverage(pos, ctx, ps)
+    if delev is None:
+        return wallet
+    order = [*ps.prefer, *(() if "deleverage" in ps.prefer else ("deleverage",))]
+
+    def rank(a: Action) -> int:
+        kind = getattr(a, "kind", "")
+        return order.index(kind) if kind in order else len(order)
+
+    options = [*wallet[:1], delev]
+    reaching = [a for a in options if a.reaches_target]
+    best = min(reaching, key=rank) if reaching else max(options, key=lambda a: a.health_after)
+    return [delev] if best is delev else wallet
 
 
 class _Plenty(Mapping[str, int]):

@@ -47,12 +47,17 @@ def smallest_amount(hf_after: Callable[[int], int], cap: int, target_wad: int) -
     return lo, hf_after(lo)
 
 
+def target_wad(settings: ProtectSettings) -> int:
+    """The health factor sizing aims at: the target plus its buffer (WAD)."""
+    return int(settings.target_hf * WAD) * (10_000 + settings.target_buffer_bps) // 10_000
+
+
 def choose(account: str, levers: Sequence[Lever], hf_now: int, settings: ProtectSettings) -> Protect | None:
     """None while the account is above its trigger (or has no debt); otherwise the cheapest
     action in `settings.prefer` order that reaches the target, or the one that gets closest."""
     if hf_now == MAX_UINT256 or hf_now >= int(settings.trigger_hf * WAD):
         return None
-    target = int(settings.target_hf * WAD) * (10_000 + settings.target_buffer_bps) // 10_000
+    target = target_wad(settings)
     options: list[Protect] = []
     for kind in settings.prefer:
         for lever in levers:

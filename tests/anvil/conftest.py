@@ -123,10 +123,8 @@ async def on_fresh_anvil(scenario, *args, accounts: int = 20):  # type: ignore[n
         proc.wait(timeout=10)
 
 
-async def run_live_keeper(w3, chain, settings, tmp_path, blocks: int = 4, relay_url=None):  # type: ignore[no-untyped-def]
-    """A live keeper (dev key 9, journal in `tmp_path`) run for `blocks` blocks, each step's
-    actions drained before the next block is mined (through the private relay at `relay_url`
-    when given); returns it."""
+def live_keeper(chain, settings, tmp_path, relay=None):  # type: ignore[no-untyped-def]
+    """A live keeper signing with dev key 9, its journal in `tmp_path` (not started)."""
     from eth_account import Account
     from pydantic import SecretStr
 
@@ -136,12 +134,19 @@ async def run_live_keeper(w3, chain, settings, tmp_path, blocks: int = 4, relay_
     from keeper.execution.signer import Signer
 
     address = Account.from_key(DEV_KEYS[9]).address
+    executor = Executor(chain, settings.execution, address, Signer(SecretStr(DEV_KEYS[9])), dry_run=False,
+                        journal=Journal(tmp_path / "journal.sqlite"), relay=relay)  # fmt: skip
+    return Keeper(settings, chain, executor)
+
+
+async def run_live_keeper(w3, chain, settings, tmp_path, blocks: int = 4, relay_url=None):  # type: ignore[no-untyped-def]
+    """A live keeper (dev key 9, journal in `tmp_path`) run for `blocks` blocks, each step's
+    actions drained before the next block is mined (through the private relay at `relay_url`
+    when given); returns it."""
     from keeper.sources.relay import Relay
 
     relay = Relay(relay_url) if relay_url else None
-    executor = Executor(chain, settings.execution, address, Signer(SecretStr(DEV_KEYS[9])), dry_run=False,
-                        journal=Journal(tmp_path / "journal.sqlite"), relay=relay)  # fmt: skip
-    k = Keeper(settings, chain, executor)
+    k = live_keeper(chain, settings, tmp_path, relay)
     k.background = True
     await k.start()
     try:

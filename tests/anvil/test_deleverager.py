@@ -79,7 +79,8 @@ async def _scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
         await approve_a_weth(user, withdraw)
         before_hf, before_usdc = await hf(user), int(await token(usdc).functions.balanceOf(user).call())
         predicted = int(await f.deleverageAave(loan, plan(user)).call({"from": owner}))
-        tx = await f.deleverageAave(loan, plan(user, lo=predicted, hi=predicted)).transact(
+        slack = predicted // 10**6  # a second of interest may pass between the call and the block that mines it
+        tx = await f.deleverageAave(loan, plan(user, lo=predicted - slack, hi=predicted + slack)).transact(
             {"from": owner, "gas": 3_000_000}
         )
         receipt = await w3.eth.wait_for_transaction_receipt(tx)
@@ -87,7 +88,7 @@ async def _scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
         got = _deleveraged(receipt, address)
         fee = -(-repay * LEND_FEE // 10**6) if source == "uniswap" else (repay * FLASH_PREMIUM_BPS + 5_000) // 10_000
         assert (got["repaid"], got["collateralSold"], got["fee"]) == (repay, withdraw, fee), got
-        assert got["healthFactor"] == predicted == await hf(user) > before_hf, (got, before_hf)
+        assert abs(got["healthFactor"] - predicted) <= slack and got["healthFactor"] == await hf(user) > before_hf
         expected = (10 - withdraw / E18) * CRASH * 0.83 / (20_000 - repay / E6)  # 1.141 (interest aside)
         assert abs(predicted / E18 - expected) < 1e-4, (predicted, expected)
         assert int(await token(usdc).functions.balanceOf(user).call()) - before_usdc == got["returned"] > 0
@@ -103,7 +104,11 @@ async def _scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
     predicted = int(await f.deleverageAave(loan, plan(user)).call({"from": owner}))
     assert await reverts(f.deleverageAave(loan, plan(user)), stranger) == "NotOwner"
     assert await reverts(f.deleverageAave(loan, plan(user, lo=predicted + 1)), owner) == "HealthOutOfRange"
-    assert await reverts(f.deleverageAave(loan, plan(user, hi=predicted - 1)), owner) == "HealthOutOfRange"
+    # a second of interest may pass between two calls (the health factor falls): below by more than that
+    assert (
+        await reverts(f.deleverageAave(loan, plan(user, hi=predicted - predicted // 10**6)), owner)
+        == "HealthOutOfRange"
+    )
     assert await reverts(f.deleverageAave(loan, plan(user, w=withdraw // 2)), owner) == "SaleTooSmall"
     assert await reverts(f.deleverageAave(loan, plan(user, min_out=10**30)), owner) == "Too little received"
     wrong_way = encode_path([usdc, weth], [SALE_FEE])
@@ -201,13 +206,15 @@ async def _comet_scenario(w3: AsyncWeb3[Any], keeper_w3: Any, target: str) -> No
     too_high = (*job[:6], predicted + 1, 2**255)
     assert await reverts(f.deleverageComet(loan, too_high), owner) == "HealthOutOfRange"
     usdc_before = await dc.balance(dep, "USDC", user)
-    tx = await f.deleverageComet(loan, (*job[:6], predicted, predicted)).transact({"from": owner, "gas": 3_000_000})
+    slack = predicted // 10**6  # a second of interest may pass between the call and the block that mines it
+    in_range = (*job[:6], predicted - slack, predicted + slack)
+    tx = await f.deleverageComet(loan, in_range).transact({"from": owner, "gas": 3_000_000})
     receipt = await w3.eth.wait_for_transaction_receipt(tx)
     assert receipt["status"] == 1
     got = _deleveraged(receipt, address)
-    assert (got["repaid"], got["collateralSold"], got["healthFactor"]) == (repay, withdraw, predicted)
+    assert (got["repaid"], got["collateralSold"]) == (repay, withdraw) and abs(got["healthFactor"] - predicted) <= slack
     keepers, contracts = await replica()
-    assert predicted == contracts == keepers > before, (predicted, contracts, keepers)
+    assert got["healthFactor"] == contracts == keepers > before, (got, contracts, keepers)
     assert await dc.balance(dep, "USDC", user) - usdc_before == got["returned"] > 0
     for symbol in ("WETH", "USDC"):
         assert await dc.balance(dep, symbol, address) == 0

@@ -36,7 +36,7 @@ async def test_health_matches_pool_for_random_positions(env):
     rng = random.Random(11)
     tester = env.w3.provider.ethereum_tester
     users = []
-    for _ in range(24):
+    for _ in range(14):
         key = "0x" + rng.randbytes(32).hex()
         user = tester.add_account(key)
         await env.w3.eth.send_transaction({"from": env.accounts[0], "to": user, "value": 10**18})

@@ -31,6 +31,27 @@ def test_predictive_suffers_no_liquidation_where_static_does_at_lower_cost(name:
     assert all(o.gas_usd > 0 and o.capital_usd > 0 for o in pred if o.actions)
 
 
+@pytest.mark.parametrize("name", PATHS)
+def test_deleverage_needs_no_capital_and_costs_its_fees_and_impact(name: str, tmp_path: Path) -> None:
+    """Same triggers as static, no wallet: the same actions, no capital moved, a sale cost that
+    grows as the pool gets shallower; a pool too shallow to cover the loans leaves it undone."""
+    sc = backtest.load_scenario(SCENARIO)
+    path = backtest.load_path(DATA / name)
+    res = backtest.run(sc, path, ("static", "deleverage"))
+    static, delev = res["static"], res["deleverage"]
+    assert sum(o.actions for o in delev.values()) == sum(o.actions for o in static.values()) > 0
+    assert all(o.capital_usd == 0 and o.reverted == 0 for o in delev.values())
+    assert all(o.sale_cost_usd > 0 and o.gas_usd > static[n].gas_usd for n, o in delev.items() if o.actions)
+    text = SCENARIO.read_text().replace("[backtest]", "[backtest]\ndex_depth_usd = 2000000")
+    (tmp_path / "shallow.toml").write_text(text)
+    shallow = backtest.run(backtest.load_scenario(tmp_path / "shallow.toml"), path, ("deleverage",))["deleverage"]
+    assert sum(o.sale_cost_usd for o in shallow.values()) > sum(o.sale_cost_usd for o in delev.values())
+    text = SCENARIO.read_text().replace("[backtest]", "[backtest]\ndex_depth_usd = 2000")
+    (tmp_path / "dry.toml").write_text(text)
+    dry = backtest.run(backtest.load_scenario(tmp_path / "dry.toml"), path, ("deleverage",))["deleverage"]
+    assert sum(o.actions for o in dry.values()) == 0
+
+
 def test_the_oracle_stalls_while_gas_is_above_the_feed_cap(tmp_path: Path) -> None:
     """With no stall the same crash is seen in 0.5 % steps and static keeps up: the static
     baseline's liquidation on the shipped path comes from the lagging oracle, not from sizing."""
@@ -46,6 +67,7 @@ def test_cli_prints_the_table_and_writes_the_chart(tmp_path: Path, capsys: pytes
     assert main(["backtest", str(DATA / PATHS[0]), "--scenario", str(SCENARIO), "--png", str(png)]) == 0
     out = capsys.readouterr().out
     assert "predictive  ALL" in out and "static      ALL" in out and "alert       ALL" in out
+    assert "deleverage  ALL" in out and "sale $" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 

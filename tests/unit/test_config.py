@@ -285,7 +285,7 @@ deviation_bps = 0
 
 EVERYTHING = (
     GOOD
-    + """
+    + """deleverager = "0x8A791620dd6260079BF849Dc5567aDC3F2FdC318"
 [comet]
 comet = "0xc3d688B66703497DAA19211EEdff47f25384cdc3"
 [perps]

@@ -10,7 +10,18 @@ from pathlib import Path
 from keeper.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = {"backtest", "stress", "run", "status", "rehearse", "deploy-testnet", "deploy-liquidator", "demo"}
+COMMANDS = {
+    "backtest",
+    "stress",
+    "run",
+    "status",
+    "rehearse",
+    "deploy-testnet",
+    "deploy-liquidator",
+    "demo",
+    "deploy-deleverager",
+    "protect-setup",
+}
 
 
 def test_every_command_and_option_has_help() -> None:

@@ -10,7 +10,7 @@ from keeper.protocols.aave_v3.actions import FlashLiquidate, Liquidate, RepaySta
 from keeper.protocols.aave_v3.math import STABLE_RATE_MODE, VARIABLE_RATE_MODE
 from keeper.risk.intmath import MAX_UINT256
 from keeper.sources.abi import event, fn
-from keeper.strategy.actions import Action, Protect
+from keeper.strategy.actions import Action, Deleverage, Protect
 
 POOL = "AaveV3Pool"
 
@@ -28,6 +28,8 @@ def encode(pool: str, action: Action) -> tuple[TxRequest, Approval | None]:
         return TxRequest(pool, data, desc), (action.asset, pool, action.amount)
     if isinstance(action, FlashLiquidate):
         return flash_call(pool, action), None
+    if isinstance(action, Deleverage):
+        return deleverage_call(pool, action), None
     if isinstance(action, Liquidate):
         data = fn(POOL, "liquidationCall").encode(
             action.collateral_asset, action.debt_asset, action.account, action.debt_to_cover, False
@@ -56,6 +58,21 @@ def flash_call(pool: str, a: FlashLiquidate) -> TxRequest:
         f"min profit {a.min_profit}"
     )
     return TxRequest(a.liquidator, data, desc)
+
+
+def deleverage_call(pool: str, a: Deleverage) -> TxRequest:
+    """Deleverager.deleverageAave(loan, deleverage): no approval, nothing from the wallet."""
+    path = bytes.fromhex(a.path[2:]) if a.path else b""
+    loan = (SOURCES[a.lender_source], a.lender, a.debt_asset, a.borrowed)
+    job = (pool, a.account, a.collateral_asset, a.collateral_token, a.repay, a.withdraw, (path, a.min_out),
+           a.min_hf_wad, a.max_hf_wad)  # fmt: skip
+    data = fn("Deleverager", "deleverageAave").encode(loan, job)
+    desc = (
+        f"deleverage {a.account}: repay {a.repay} {a.debt_symbol} with {a.withdraw} {a.collateral_symbol} sold, "
+        f"borrowing {a.borrowed} from {a.lender_source} {a.lender[:10]}, min out {a.min_out}, "
+        f"health factor in [{a.min_hf_wad / 1e18:.4f}, {a.max_hf_wad / 1e18:.4f}]"
+    )
+    return TxRequest(a.deleverager, data, desc)
 
 
 def account_data_call(user: str) -> bytes:

@@ -21,6 +21,7 @@ from keeper.protocols.aave_v3.math import (
 from keeper.protocols.base import LiquidationPlan, Skip
 from keeper.risk.intmath import MAX_UINT256, WAD
 from keeper.settings import FlashSettings
+from keeper.strategy.actions import Deleverage
 from keeper.strategy.flash import Ask, FlashContext, Sized, best_size, min_out, pair
 
 
@@ -176,5 +177,7 @@ def decide_flash(
 
 
 def flash_pairs(actions: Iterable[object]) -> set[tuple[str, str]]:
-    """The (collateral, debt) pairs these actions sell through Uniswap v3."""
-    return {pair(a.collateral_asset, a.debt_asset) for a in actions if isinstance(a, FlashLiquidate) and a.path}
+    """The (collateral, debt) pairs these actions sell through Uniswap v3 (flash liquidations, deleverages)."""
+    return {
+        pair(a.collateral_asset, a.debt_asset) for a in actions if isinstance(a, FlashLiquidate | Deleverage) and a.path
+    }

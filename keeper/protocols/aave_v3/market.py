@@ -18,23 +18,29 @@ from keeper.execution.tx import Approval, TxRequest, TxResult
 from keeper.protocols.aave_v3 import encode as calldata
 from keeper.protocols.aave_v3.actions import FlashLiquidate, Liquidate
 from keeper.protocols.aave_v3.adapter import AaveV3Reader
+from keeper.protocols.aave_v3.deleverage import decide_deleverage, deleverage_asks
 from keeper.protocols.aave_v3.engine import ENGINE
 from keeper.protocols.aave_v3.flash import decide_flash, flash_asks, flash_pairs
 from keeper.protocols.aave_v3.levers import decide_liquidations, decide_protect
-from keeper.protocols.aave_v3.math import NAME, Market, Position, account_data, value_exposures
+from keeper.protocols.aave_v3.math import NAME, Market, Position, account_data, collateral_balance, value_exposures
 from keeper.protocols.aave_v3.settings import AaveSettings
-from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
+from keeper.protocols.base import Capabilities, Grant, LiquidationPlan, ratio_text, usd
 from keeper.protocols.lending import LendingMarket, flash_profit
-from keeper.risk.intmath import WAD, wad_to_health
+from keeper.risk.intmath import MAX_UINT256, WAD, wad_to_health
 from keeper.settings import FlashSettings, LiquidateSettings, ProtectSettings, Settings
 from keeper.sources.abi import fn
 from keeper.sources.chain import Call, Chain
-from keeper.strategy.actions import Action, Protect
+from keeper.strategy.actions import Action, Deleverage, Protect
 from keeper.strategy.flash import Ask, FlashContext, Lender
+from keeper.strategy.sizing import target_wad
 
 log = logging.getLogger(__name__)
 CAPABILITIES = Capabilities(
-    protect=("repay", "supply"), liquidation="liquidationCall", predictive_trigger=True, flash=True
+    protect=("repay", "supply", "deleverage"),
+    liquidation="liquidationCall",
+    predictive_trigger=True,
+    flash=True,
+    deleverage=True,
 )
 
 
@@ -81,7 +87,8 @@ class AaveV3Market(LendingMarket):
                 )  # fmt: skip
         if not reserves:
             raise ConfigError(f"{where}: the Pool at {self.reader.pool} lists no reserves")
-        if self.settings.flash.funding != "wallet" and self.settings.flash.source != "uniswap":
+        flash = self.settings.flash.funding != "wallet" or self.settings.protect.deleverager
+        if flash and self.settings.flash.source != "uniswap":
             (raw,) = await chain.multicall([Call(self.address, fn("AaveV3PoolFlashLoan", "FLASHLOAN_PREMIUM_TOTAL")
                                                  .encode(), allow_failure=True)], block)  # fmt: skip
             self.flash_premium_bps = int.from_bytes(raw[-32:], "big") if raw and len(raw) >= 32 else None
@@ -161,6 +168,28 @@ class AaveV3Market(LendingMarket):
         action = decide_protect(pos, self._market(), self.wallet_columns(wallet), ps)
         return [] if action is None else [action]
 
+    def deleverage_asks(self, positions: Sequence[Any], ps: ProtectSettings) -> list[Ask]:
+        return deleverage_asks(positions, self._market(), ps) if ps.deleverager else []
+
+    def deleverage(self, pos: Position, ctx: FlashContext, ps: ProtectSettings) -> Action | None:
+        market = self._market()
+        if not ps.deleverager or self.unsupported(pos) is not None:
+            return None
+        if account_data(pos, market).health_factor_wad >= int(ps.trigger_hf * WAD):
+            return None
+        return decide_deleverage(pos, market, ctx, ps, target_wad(ps))
+
+    def deleverage_grants(self, pos: Position, deleverager: str) -> list[Grant]:
+        """An aToken approval per collateral held (up to the balance is what a deleverage may take)."""
+        market, approve, allowance = self._market(), fn("ERC20", "approve"), fn("ERC20", "allowance")
+        out = []
+        for i, r in enumerate(market.reserves):
+            if pos.is_collateral(i) and (held := collateral_balance(pos, market, i)):
+                check = Call(r.a_token, allowance.encode(pos.user, deleverager), True)
+                grant, revoke = approve.encode(deleverager, MAX_UINT256), approve.encode(deleverager, 0)
+                out.append(Grant(f"a{r.symbol} approval", r.a_token, grant, revoke, check, held))
+        return out
+
     def unsupported(self, pos: Position) -> str | None:
         """Why the keeper does not act on this position (None: it does)."""
         if self.reader.version is None:
@@ -235,6 +264,8 @@ class AaveV3Market(LendingMarket):
         return calldata.encode(self.address, action)
 
     def actual(self, action: Action, results: Sequence[TxResult]) -> dict[str, Any] | None:
+        if isinstance(action, Deleverage):
+            return self.deleverage_actual(action, results)
         found = calldata.chain_amounts(self.address, action, [log for r in results for log in r.logs])
         if found is None:
             return None
@@ -272,6 +303,8 @@ class AaveV3Market(LendingMarket):
         head = f"[block {block}] {self.protocol}"
         if isinstance(action, Protect):
             return self.describe_protect(head, action, ratio_text(after), gas, gas_cost, status)
+        if isinstance(action, Deleverage):
+            return self.describe_deleverage(head, action, ratio_text(after), gas, gas_cost, status)
         assert isinstance(action, Liquidate)
         cunit, dunit = self.unit_of(action.collateral_asset), self.unit_of(action.debt_asset)
         if isinstance(action, FlashLiquidate):

@@ -6,7 +6,7 @@ from keeper.execution.tx import Approval, TxRequest
 from keeper.protocols.comet.actions import Absorb, BuyCollateral, FlashAbsorb
 from keeper.protocols.comet.math import ABI
 from keeper.sources.abi import fn
-from keeper.strategy.actions import Action, Protect
+from keeper.strategy.actions import Action, Deleverage, Protect
 
 
 def encode(comet: str, absorber: str, action: Action) -> tuple[TxRequest, Approval | None]:
@@ -23,6 +23,18 @@ def encode(comet: str, absorber: str, action: Action) -> tuple[TxRequest, Approv
         desc = f"buyCollateral({action.symbol}, {action.min_amount}, {action.base_amount}, {absorber})"
         data = fn(ABI, "buyCollateral").encode(action.asset, action.min_amount, action.base_amount, absorber)
         return TxRequest(comet, data, desc), (action.base_token, comet, action.base_amount)
+    if isinstance(action, Deleverage):
+        a = action
+        loan = (0, a.lender, a.debt_asset, a.borrowed)
+        path = bytes.fromhex(a.path[2:]) if a.path else b""
+        sale = (path, a.min_out)
+        work = (comet, a.account, a.collateral_asset, a.repay, a.withdraw, sale, a.min_hf_wad, a.max_hf_wad)
+        desc = (
+            f"deleverage {a.account}: repay {a.repay} {a.debt_symbol} with {a.withdraw} {a.collateral_symbol} sold, "
+            f"borrowing {a.borrowed} from {a.lender[:10]}, min out {a.min_out}, health factor in "
+            f"[{a.min_hf_wad / 1e18:.4f}, {a.max_hf_wad / 1e18:.4f}]"
+        )
+        return TxRequest(a.deleverager, fn("Deleverager", "deleverageComet").encode(loan, work), desc), None
     if isinstance(action, FlashAbsorb):
         loan = (0, action.lender, action.base_token, action.borrowed)  # 0: a Uniswap v3 pool's flash
         sales = [(bytes.fromhex(b.path[2:]), b.min_out) for b in action.buys]

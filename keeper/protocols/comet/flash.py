@@ -13,6 +13,7 @@ from keeper.protocols.comet import math as comet
 from keeper.protocols.comet.actions import FlashAbsorb, FlashBuy
 from keeper.risk.intmath import WAD
 from keeper.settings import FlashSettings
+from keeper.strategy.actions import Deleverage
 from keeper.strategy.flash import Ask, FlashContext, flash_fee, min_out, pair, pick_lender
 
 
@@ -115,5 +116,6 @@ def _skips(targets: list[comet.CometPosition], m: comet.CometMarket, reason: str
 
 
 def flash_pairs(actions: Iterable[object]) -> set[tuple[str, str]]:
-    """The (collateral, base) pairs these actions sell through Uniswap v3."""
-    return {pair(b.asset, a.base_token) for a in actions if isinstance(a, FlashAbsorb) for b in a.buys}
+    """The (collateral, base) pairs these actions sell through Uniswap v3 (flash absorbs, deleverages)."""
+    sold = {pair(a.collateral_asset, a.debt_asset) for a in actions if isinstance(a, Deleverage) and a.path}
+    return sold | {pair(b.asset, a.base_token) for a in actions if isinstance(a, FlashAbsorb) for b in a.buys}

@@ -13,28 +13,32 @@ from typing import Any
 from keeper.book import Snapshot
 from keeper.errors import ConfigError
 from keeper.execution.tx import Approval, TxRequest
-from keeper.protocols.base import Capabilities, LiquidationPlan, ratio_text, usd
+from keeper.protocols.base import Capabilities, Grant, LiquidationPlan, ratio_text, usd
 from keeper.protocols.comet import math as comet
 from keeper.protocols.comet.actions import Absorb, BuyCollateral, FlashAbsorb
 from keeper.protocols.comet.adapter import CometReader, CometStatic
+from keeper.protocols.comet.deleverage import decide_deleverage, deleverage_asks
 from keeper.protocols.comet.encode import encode
 from keeper.protocols.comet.engine import ENGINE
 from keeper.protocols.comet.flash import decide_flash_comet, flash_asks, flash_pairs
 from keeper.protocols.comet.levers import decide_comet, decide_protect
 from keeper.protocols.comet.settings import CometSettings
 from keeper.protocols.lending import LendingMarket, flash_profit
-from keeper.risk.intmath import wad_to_health
+from keeper.risk.intmath import WAD, wad_to_health
 from keeper.settings import FlashSettings, LiquidateSettings, ProtectSettings, Settings
+from keeper.sources.abi import fn
 from keeper.sources.chain import Call, Chain
-from keeper.strategy.actions import Action, Protect
+from keeper.strategy.actions import Action, Deleverage, Protect
 from keeper.strategy.flash import Ask, FlashContext, Lender
+from keeper.strategy.sizing import target_wad
 
 CAPABILITIES = Capabilities(
-    protect=("repay", "supply"),
+    protect=("repay", "supply", "deleverage"),
     liquidation="absorb + buyCollateral",
     plans_without_candidates=True,
     confirms_positions=True,
     flash=True,
+    deleverage=True,
 )
 
 
@@ -134,6 +138,25 @@ class CometMarketAdapter(LendingMarket):
         action = decide_protect(pos, self._market().accrued(), self.wallet_columns(wallet), ps)
         return [] if action is None else [action]
 
+    def deleverage_asks(self, positions: Sequence[Any], ps: ProtectSettings) -> list[Ask]:
+        return deleverage_asks(positions, self._market().accrued(), ps) if ps.deleverager else []
+
+    def deleverage(self, pos: comet.CometPosition, ctx: FlashContext, ps: ProtectSettings) -> Action | None:
+        m = self._market().accrued()
+        if not ps.deleverager or comet.health_factor_wad(pos, m) >= int(ps.trigger_hf * WAD):
+            return None
+        return decide_deleverage(pos, m, ctx, ps, target_wad(ps))
+
+    def deleverage_grants(self, pos: comet.CometPosition, deleverager: str) -> list[Grant]:
+        """Comet's allow: the Deleverager becomes a manager of the account (withdrawFrom), for
+        an account holding collateral here."""
+        if not any(pos.collateral):
+            return []
+        allow = fn(comet.ABI, "allow")
+        check = Call(self.address, fn(comet.ABI, "isAllowed").encode(pos.user, deleverager), True)
+        return [Grant("Comet allow", self.address, allow.encode(deleverager, True), allow.encode(deleverager, False),
+                      check, 1)]  # fmt: skip
+
     def liquidations(
         self, candidates: Sequence[Any], wallet: Mapping[str, int], gas_cost_base: int, settings: LiquidateSettings
     ) -> LiquidationPlan:
@@ -159,6 +182,8 @@ class CometMarketAdapter(LendingMarket):
         return decide_flash_comet(candidates, self._market().accrued(), ctx, settings.flash, gas_cost_base, min_profit)
 
     def actual(self, action: Any, results: Any) -> dict[str, Any] | None:
+        if isinstance(action, Deleverage):
+            return self.deleverage_actual(action, results)
         if not isinstance(action, FlashAbsorb):
             return None
         logs = [log for r in results for log in r.logs]
@@ -181,6 +206,8 @@ class CometMarketAdapter(LendingMarket):
         head = f"[block {block}] {self.protocol}"
         if isinstance(action, Protect):
             return self.describe_protect(head, action, ratio_text(after), gas, gas_cost, status)
+        if isinstance(action, Deleverage):
+            return self.describe_deleverage(head, action, ratio_text(after), gas, gas_cost, status)
         if isinstance(action, Absorb):
             seized = ", ".join(
                 f"{amount / self.unit(self.symbols.index(sym)):,.6f} {sym}" for sym, amount in action.expected_seized
