@@ -7,6 +7,10 @@ interface IAaveFlashLender {
   function flashLoanSimple(address receiverAddress, address asset, uint256 amount, bytes calldata params, uint16 referralCode) external;
 }
 
+interface IMorphoFlashLender {
+  function flashLoan(address token, uint256 assets, bytes calldata data) external;
+}
+
 interface IUniswapV3FlashPool {
   function token0() external view returns (address);
   function token1() external view returns (address);
@@ -26,18 +30,20 @@ interface ISwapRouterExactInput {
 }
 
 /// The flash machinery keeper's contracts share (FlashLiquidator, Deleverager): an owner-only,
-/// reentrancy-guarded entry, a flash loan from a Uniswap v3 pool (`flash`) or an Aave v3 Pool
-/// (`flashLoanSimple`) whose callback is accepted only from the lender called, once, for a loan
-/// this contract initiated; sales on Uniswap v3 (SwapRouter `exactInput`) along a checked path;
+/// reentrancy-guarded entry, a flash loan from a Uniswap v3 pool (`flash`), an Aave v3 Pool
+/// (`flashLoanSimple`) or Morpho Blue (`flashLoan`, free) whose callback is accepted only from the
+/// lender called, once, for a loan this contract initiated; sales on Uniswap v3 (SwapRouter `exactInput`) along a checked path;
 /// ERC20 calls that accept tokens returning nothing. A contract built on it implements `_work`,
 /// what happens inside the loan; it must leave `owed` (the loan plus its fee) in the asset.
 abstract contract FlashBase {
   enum Source {
     UniswapV3,
-    AaveV3
+    AaveV3,
+    MorphoBlue
   }
 
-  /// The loan: `lender` is the Uniswap v3 pool (one of whose tokens is `asset`) or the Aave Pool.
+  /// The loan: `lender` is the Uniswap v3 pool (one of whose tokens is `asset`), the Aave Pool or
+  /// the Morpho contract.
   struct Flash {
     Source source;
     address lender;
@@ -112,6 +118,15 @@ abstract contract FlashBase {
     return true;
   }
 
+  /// Morpho Blue's flash loan: no fee; Morpho pulls the loan back when this returns.
+  function onMorphoFlashLoan(uint256 assets, bytes calldata data) external {
+    _enterCallback();
+    address asset = abi.decode(data[:32], (address));
+    _work(data[32:], asset, assets);
+    _fee = 0;
+    _approve(asset, msg.sender, assets);
+  }
+
   // ---------------------------------------------------------------- internals
 
   /// Inside the loan of `asset`: must leave at least `owed` of it here.
@@ -132,8 +147,11 @@ abstract contract FlashBase {
       bool first = pool.token0() == loan.asset;
       if (!first && pool.token1() != loan.asset) revert LenderLacksAsset(loan.lender, loan.asset);
       pool.flash(address(this), first ? loan.amount : 0, first ? 0 : loan.amount, abi.encodePacked(abi.encode(loan.asset, loan.amount), work));
-    } else {
+    } else if (loan.source == Source.AaveV3) {
       IAaveFlashLender(loan.lender).flashLoanSimple(address(this), loan.asset, loan.amount, work, 0);
+      _approve(loan.asset, loan.lender, 0);
+    } else {
+      IMorphoFlashLender(loan.lender).flashLoan(loan.asset, loan.amount, abi.encodePacked(abi.encode(loan.asset), work));
       _approve(loan.asset, loan.lender, 0);
     }
     if (!_called) revert NoCallback(loan.lender);

@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outIdx = process.argv.indexOf("--out");
 const outRoot = outIdx > 0 ? path.resolve(process.argv[outIdx + 1]) : root;
 
-const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket", "PriceCapAdapterStable", "NonZeroApprovalERC20", "FlashLiquidator", "Deleverager", "HostileLender"];
+const DEPLOYABLE = ["MintableERC20", "MockAggregator", "Multicall3", "AaveOracle", "Pool", "AToken", "VariableDebtToken", "Comet", "PerpsMarket", "PriceCapAdapterStable", "NonZeroApprovalERC20", "FlashLiquidator", "Deleverager", "HostileLender", "MorphoChainlinkOracle"];
 const INTERFACE_ABIS = {
   IPool: "AaveV3Pool.json",
   IAaveOracle: "AaveOracle.json",
@@ -32,6 +32,7 @@ const INTERFACE_ABIS = {
   FlashLiquidator: "FlashLiquidator.json",
   Deleverager: "Deleverager.json",
   IPoolFlashLoan: "AaveV3PoolFlashLoan.json",
+  IMorphoOracle: "MorphoOracle.json",
 };
 
 function listSources(dir) {

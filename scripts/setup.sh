@@ -12,4 +12,6 @@ fi
 # `npm install` (not `npm ci`): the lock file pins versions, and npm picks anvil's binary package
 # for this platform among its optional dependencies.
 npm install --no-audit --no-fund --loglevel=error
+# the real Morpho Blue for the tests, built with its own compiler version (BUSL-1.1: never committed)
+node scripts/build-morpho.mjs
 echo "setup done: .venv/bin/keeper --help"

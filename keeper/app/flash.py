@@ -9,13 +9,14 @@ import logging
 from typing import Any, cast
 
 from eth_abi import decode
+from eth_utils import to_checksum_address
 
 from keeper.app.watch import Watch
 from keeper.book import Snapshot
 from keeper.protocols.base import DeleverageRules, FlashRules
 from keeper.settings import FlashSettings, ProtectSettings
-from keeper.sources.abi import DECODE_ERRORS
-from keeper.sources.chain import Chain, Head
+from keeper.sources.abi import DECODE_ERRORS, fn
+from keeper.sources.chain import Call, Chain, Head
 from keeper.sources.uniswap import Uniswap
 from keeper.strategy.flash import FlashContext, Lender
 
@@ -58,6 +59,8 @@ class FlashReads:
         if fs.source in ("auto", "uniswap"):
             await self.dex.find_pools(chain, [(d, t) for d in debts for t in w.adapter.tokens], head.number)
             lenders = await self.dex.lenders(chain, debts, head.number)
+        if fs.morpho and fs.source in ("auto", "morpho"):
+            lenders = await self._morpho(chain, debts, lenders, head.number)
         if fs.source in ("auto", "aave"):
             own = [(t, lender, call) for t, lender, call in market.flash_sources() if t.lower() in debts]
             raw = await chain.multicall([call for _, _, call in own], head.number) if own else []
@@ -72,6 +75,22 @@ class FlashReads:
         log.debug("%s: sale curves of %d pairs for %d liquidations, lenders of %d assets", w.label, len(curves),
                   len(asks), len(lenders))  # fmt: skip
         return FlashContext(fs.liquidator, curves, lenders, fs.slippage_bps, busy)
+
+    async def _morpho(
+        self, chain: Chain, tokens: list[str], lenders: dict[str, list[Lender]], block: int
+    ) -> dict[str, list[Lender]]:
+        """Morpho Blue lends, for free, what it holds of each token."""
+        balance, morpho = fn("ERC20", "balanceOf"), self.settings.morpho
+        raw = await chain.multicall([Call(to_checksum_address(t), balance.encode(morpho), True) for t in tokens], block)
+        out = {k: list(v) for k, v in lenders.items()}
+        for token, r in zip(tokens, raw, strict=True):
+            try:
+                held = int(decode(["uint256"], r)[0]) if r else 0
+            except DECODE_ERRORS:
+                continue
+            if held:
+                out.setdefault(token.lower(), []).append(Lender("morpho", morpho, 0, held))
+        return out
 
 
 def sold_pairs(w: Watch, actions: list[Any]) -> set[tuple[str, str]]:

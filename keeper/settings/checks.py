@@ -107,6 +107,8 @@ def flash_problems(f: FlashSettings, where: str) -> list[str]:
             if not getattr(f, key):
                 hint = " (deploy one: keeper deploy-liquidator)" if key == "liquidator" else ""
                 errors.append(f"{where}: [flash] {key}: required with funding = {f.funding!r}{hint}")
+    if f.source == "morpho" and not f.morpho:
+        errors.append(f"{where}: [flash] morpho: required with source = 'morpho' (the Morpho Blue contract)")
     if not f.sizes or any(not 0 < x <= 1 for x in f.sizes):
         errors.append(f"{where}: [flash] sizes: fractions in (0, 1] of the largest liquidation (got {list(f.sizes)})")
     if not 0 <= f.slippage_bps < 10_000:

@@ -190,9 +190,11 @@ class FlashSettings(Model):
     """QuoterV2 (what a sale pays, at the block)."""
     fees: IntTuple = (100, 500, 3_000, 10_000)
     """Uniswap v3 fee tiers searched for pools."""
-    source: Literal["auto", "uniswap", "aave"] = "auto"
-    """Who lends: an Aave market's own Pool (flashLoanSimple) where it can, or a Uniswap v3 pool
-    (auto: the cheaper of those able to lend the amount)."""
+    source: Literal["auto", "uniswap", "aave", "morpho"] = "auto"
+    """Who lends: an Aave market's own Pool (flashLoanSimple) where it can, a Uniswap v3 pool, or
+    Morpho Blue (`morpho`) (auto: the cheapest of those able to lend the amount)."""
+    morpho: Address | Literal[""] = ""
+    """A Morpho Blue contract: its flash loans are free and lend what it holds of each token."""
     sizes: FloatTuple = (1.0, 0.7, 0.5, 0.3, 0.15)
     """Fractions of the largest liquidation quoted each block: the best after price impact wins."""
     quote_points: int = 12

@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-Source = Literal["uniswap", "aave"]
+Source = Literal["uniswap", "aave", "morpho"]
+LOAN_SOURCES: dict[str, int] = {"uniswap": 0, "aave": 1, "morpho": 2}
+"""FlashBase.Source, by lender source."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,9 @@ def pair(token_in: str, token_out: str) -> tuple[str, str]:
 class Lender:
     source: Source
     address: str
-    """The Uniswap v3 pool, or the Aave Pool."""
+    """The Uniswap v3 pool, the Aave Pool or the Morpho contract."""
     fee_ppm: int
-    """Uniswap: the pool's fee (hundredths of a bip); Aave: FLASHLOAN_PREMIUM_TOTAL x 100."""
+    """Uniswap: the pool's fee (hundredths of a bip); Aave: FLASHLOAN_PREMIUM_TOTAL x 100; Morpho: 0."""
     available: int
     """What it can lend of the token (the pool's balance, the reserve's liquidity)."""
 
@@ -78,7 +80,9 @@ class FlashContext:
 
 def flash_fee(lender: Lender, amount: int) -> int:
     """The loan's fee as the lender computes it: Uniswap v3 rounds up (FullMath.mulDivRoundingUp),
-    Aave v3's percentMul rounds half up (premium in basis points)."""
+    Aave v3's percentMul rounds half up (premium in basis points), Morpho Blue lends for free."""
+    if lender.source == "morpho":
+        return 0
     if lender.source == "uniswap":
         return -(-amount * lender.fee_ppm // 1_000_000)
     bps = lender.fee_ppm // 100

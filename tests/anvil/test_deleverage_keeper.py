@@ -1,6 +1,7 @@
 """The keeper protecting its own position with no cash in its wallet, through its Deleverager, on
-anvil with the real Uniswap v3: on the real Aave v3.0.2 bytecode and on the real Compound v3
-(CometWithExtendedAssetList). The position is borrowed against and the borrowed asset sent away;
+anvil with the real Uniswap v3: on the real Aave v3.0.2 bytecode, and on our Comet and the real
+Compound v3 (CometWithExtendedAssetList); our Pool is covered from the command line
+(tests/anvil/test_deleverage_cli.py). The position is borrowed against and the borrowed asset sent away;
 a price crash takes it under the trigger. `keeper protect-setup --send` gives the grant (the
 aToken approval, Comet's allow); then one keeper block brings the position to target in one
 transaction: the health factor the market reports lies in the on-chain range and equals the
@@ -125,9 +126,10 @@ async def _aave(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, tmp_
     assert await dc.balance(dep, "WETH", deleverager) == 0 and await a_weth.functions.balanceOf(deleverager).call() == 0
 
 
-@pytest.mark.parametrize("target", ["CometWithExtendedAssetList"])
+@pytest.mark.parametrize("target", ["ours", "CometWithExtendedAssetList"])
 async def test_the_keeper_deleverages_its_comet_position_with_an_empty_wallet(target, tmp_path):
-    require_real_bytecode(comet_missing(), "Compound v3")
+    if target != "ours":
+        require_real_bytecode(comet_missing(), "Compound v3")
     require_real_bytecode(uniswap_missing(), "Uniswap v3")
     await on_fresh_anvil(_comet, target, tmp_path, accounts=20)
 

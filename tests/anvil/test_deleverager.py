@@ -120,6 +120,7 @@ async def _scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
     assert await reverts(f.deleverageAave(loan, plan(user, w=9 * E18)), owner) == "TransferFailed"
     assert await reverts(f.uniswapV3FlashCallback(0, 0, b""), stranger) == "UnexpectedCallback"
     assert await reverts(f.executeOperation(usdc, 1, 0, address, b""), stranger) == "UnexpectedCallback"
+    assert await reverts(f.onMorphoFlashLoan(1, b"\0" * 32), stranger) == "UnexpectedCallback"
     hostile = await dc.deploy("HostileLender", admin, *sorted([weth, usdc], key=str.lower))
     await dc.mint(dep, "USDC", hostile, 100_000 * E6)
     h_loan = (0, hostile, usdc, repay)

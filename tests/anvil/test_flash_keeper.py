@@ -1,6 +1,7 @@
 """The keeper liquidating through its FlashLiquidator with a wallet that holds only gas: on our Pool
-(the loan from a Uniswap v3 pool: our Pool has no flash loans) and on the real Aave v3.0.2 (the
-loan from the Pool's own flashLoanSimple), the sales on the real Uniswap v3. Every account is
+(the loan from a Uniswap v3 pool: our Pool has no flash loans, or from the real Morpho Blue, free)
+and on the real Aave v3.0.2 (the loan from the Pool's own flashLoanSimple), the sales on the real
+Uniswap v3. Every account is
 liquidated once, decided at the first block after the crash, no transaction reverts, each
 liquidation's repaid and seized amounts are the ones predicted, and what each sale pays is within
 0.05% of the prediction (the block's later sales through one pool are priced on the quoted
@@ -19,6 +20,8 @@ from keeper.devtools.devchain import DevChain
 from keeper.devtools.flashkit import deploy_flash
 from keeper.devtools.real_aave import inputs_missing
 from keeper.devtools.real_comet import inputs_missing as comet_missing
+from keeper.devtools.real_morpho import RealMorpho
+from keeper.devtools.real_morpho import inputs_missing as morpho_missing
 from keeper.devtools.uniswap import inputs_missing as uniswap_missing
 from keeper.protocols.aave_v3.actions import FlashLiquidate
 from keeper.protocols.comet.actions import FlashAbsorb
@@ -31,10 +34,12 @@ pytestmark = pytest.mark.slow
 E6 = 10**6
 
 
-@pytest.mark.parametrize(("target", "source"), [("ours", "auto"), ("3.0.2", "aave")])
+@pytest.mark.parametrize(("target", "source"), [("ours", "auto"), ("3.0.2", "aave"), ("ours", "morpho")])
 async def test_keeper_liquidates_with_only_gas_in_the_wallet(target, source, tmp_path):
     if target != "ours":
         require_real_bytecode(inputs_missing(target), f"Aave v{target}")
+    if source == "morpho":
+        require_real_bytecode(morpho_missing(), "Morpho Blue")
     require_real_bytecode(uniswap_missing(), "Uniswap v3")
     await on_fresh_anvil(_scenario, target, source, tmp_path)
 
@@ -56,8 +61,18 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
     for symbol in dep.tokens:
         assert await dc.balance(dep, symbol, keeper) == 0, "the wallet holds only gas"
 
+    extra: dict[str, Any] = {}
+    if source == "morpho":  # the real Morpho Blue holding USDC lent by its suppliers: free flash loans
+        rm = RealMorpho(w3)
+        md = await rm.deploy(admin)
+        params = await rm.create_market(md, dep, "WETH", "USDC", 0.86)
+        await dc.mint(dep, "USDC", lp, 2_000_000 * E6)
+        await dc.approve(dep, "USDC", lp, md.morpho, 2_000_000 * E6)
+        await rm._send(rm.contract("Morpho", md.morpho).functions.supply(params.as_tuple(), 2_000_000 * E6, 0, lp, b""),
+                       lp)  # fmt: skip
+        extra["morpho"] = md.morpho
     settings = make_settings(dep, await w3.eth.chain_id, DEV_KEYS[9], (), comet=False, perps=False)
-    settings = settings.model_copy(update={"flash": FlashSettings(**kit.settings("flash", source=source))})
+    settings = settings.model_copy(update={"flash": FlashSettings(**kit.settings("flash", source=source, **extra))})
     chain = Chain(keeper_w3, dep.multicall3)
     k = await run_live_keeper(w3, chain, settings, tmp_path, blocks=2)
 
@@ -67,7 +82,7 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
     assert results and all(r.status == 1 for r in results), [(o.action.subject, o.error) for o in outcomes]
     assert len({o.block for o in outcomes}) == 1, "all decided at the first block after the crash"
     assert await liquidations_per_user(w3, dep.pool) == {u: 1 for u in users}
-    expected_source = "uniswap" if target == "ours" else "aave"
+    expected_source = source if source == "morpho" else ("uniswap" if target == "ours" else "aave")
     for o in outcomes:
         a = o.action
         assert a.lender_source == expected_source, a
@@ -75,7 +90,7 @@ async def _scenario(w3: AsyncWeb3[Any], keeper_w3: AsyncWeb3[Any], target: str, 
         assert got is not None and (got["debt_repaid"], got["collateral_seized"]) == (
             a.expected_debt_repaid, a.expected_collateral
         ), (a, got)  # fmt: skip
-        assert got["fee"] == a.expected_fee
+        assert got["fee"] == a.expected_fee and (a.expected_fee == 0) == (source == "morpho")
         assert got["profit"] >= a.min_profit
         # the sale's proceeds as predicted to 0.05% (later sales of the block priced on the quoted curve)
         assert abs(got["profit"] - a.expected_net) <= a.expected_out * 0.0005, (got["profit"], a.expected_net)

@@ -143,6 +143,7 @@ async def _scenario(w3: AsyncWeb3[Any], _: Any, target: str) -> None:
     assert await reverts(f.sweep(usdc), stranger) == "NotOwner"
     assert await reverts(f.uniswapV3FlashCallback(0, 0, b""), stranger) == "UnexpectedCallback"
     assert await reverts(f.executeOperation(usdc, 1, 0, kit.liquidator, b""), stranger) == "UnexpectedCallback"
+    assert await reverts(f.onMorphoFlashLoan(1, b"\0" * 32), stranger) == "UnexpectedCallback"
     assert await reverts(f.liquidateAave(uni_loan, aave(user, min_out=10**30), 1), owner) == "Too little received"
     assert await reverts(f.liquidateAave(uni_loan, aave(user), 10**30), owner) == "ProfitTooLow"
     assert (

@@ -422,3 +422,24 @@ def test_secrets_stay_out_of_repr(tmp_path, env):
     s = load_settings(write(tmp_path, GOOD))
     text = repr(s) + str(s) + s.model_dump_json()
     assert KEY[2:] not in text and "secret-token" not in text and "127.0.0.1:8545" not in text
+
+
+def test_deleverage_and_morpho_lending_settings_are_checked(tmp_path, env):
+    env.setenv("KEEPER_PRIVATE_KEY", KEY)
+    asked = GOOD + 'prefer = ["deleverage", "repay"]\ndeleverage_tolerance = 0.5\n[flash]\nsource = "morpho"\n'
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, asked))
+    text = str(e.value)
+    assert "[protect] prefer lists 'deleverage': [protect] deleverager is required" in text
+    assert "[protect] deleverage_tolerance: above 0 and below target_hf - 1 (got 0.5)" in text
+    assert "[flash] morpho: required with source = 'morpho'" in text
+    unquoted = GOOD + 'deleverager = "0x8A791620dd6260079BF849Dc5567aDC3F2FdC318"\n'
+    with pytest.raises(ConfigError, match=r"\[flash\] quoter: required with \[protect\] deleverager"):
+        load_settings(write(tmp_path, unquoted))
+    fine = unquoted + (
+        '[flash]\nfactory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"\n'
+        'quoter = "0x61fFE014bA17989E743c5F6cB21bF9697530B21e"\n'
+        'morpho = "0xBBBBBbbBBb9cC5e90e3b3Af64bdAF62C37EEFFCb"\nsource = "morpho"\n'
+    )
+    s = load_settings(write(tmp_path, fine))
+    assert s.protect.deleverager and s.flash.morpho and s.flash.source == "morpho"

@@ -15,6 +15,10 @@ def test_fees_round_as_the_lenders_do():
     assert flash_fee(aave, 1_000_001) == 500  # percentMul(1,000,001, 5): 500.0005 half-up -> 500
     assert flash_fee(aave, 1_000_000 + 1_000) == 501  # 500.5 -> 501 (half up)
     assert min_out(10_000, 50) == 9_950
+    morpho = Lender("morpho", "0x" + "03" * 20, 0, 10**30)
+    assert flash_fee(morpho, 10**24) == 0  # Morpho Blue lends for free
+    ctx = FlashContext("", {}, {USDC: [uni, aave, morpho]})
+    assert pick_lender(ctx, USDC, 1_000_000, frozenset()) == morpho
 
 
 def test_curve_is_linear_between_quotes_and_capped_at_the_last():

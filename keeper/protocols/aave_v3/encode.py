@@ -11,6 +11,7 @@ from keeper.protocols.aave_v3.math import STABLE_RATE_MODE, VARIABLE_RATE_MODE
 from keeper.risk.intmath import MAX_UINT256
 from keeper.sources.abi import event, fn
 from keeper.strategy.actions import Action, Deleverage, Protect
+from keeper.strategy.flash import LOAN_SOURCES
 
 POOL = "AaveV3Pool"
 
@@ -42,13 +43,10 @@ def encode(pool: str, action: Action) -> tuple[TxRequest, Approval | None]:
     raise TypeError(f"not an Aave v3 action: {type(action).__name__}")
 
 
-SOURCES = {"uniswap": 0, "aave": 1}
-
-
 def flash_call(pool: str, a: FlashLiquidate) -> TxRequest:
     """FlashLiquidator.liquidateAave(loan, liquidation, minProfit): no approval, nothing from the wallet."""
     path = bytes.fromhex(a.path[2:]) if a.path else b""
-    loan = (SOURCES[a.lender_source], a.lender, a.debt_asset, a.borrowed)
+    loan = (LOAN_SOURCES[a.lender_source], a.lender, a.debt_asset, a.borrowed)
     liquidation = (pool, a.collateral_asset, a.account, a.debt_to_cover, (path, a.min_out))
     data = fn("FlashLiquidator", "liquidateAave").encode(loan, liquidation, a.min_profit)
     cover = "max" if a.debt_to_cover == MAX_UINT256 else str(a.debt_to_cover)
@@ -63,7 +61,7 @@ def flash_call(pool: str, a: FlashLiquidate) -> TxRequest:
 def deleverage_call(pool: str, a: Deleverage) -> TxRequest:
     """Deleverager.deleverageAave(loan, deleverage): no approval, nothing from the wallet."""
     path = bytes.fromhex(a.path[2:]) if a.path else b""
-    loan = (SOURCES[a.lender_source], a.lender, a.debt_asset, a.borrowed)
+    loan = (LOAN_SOURCES[a.lender_source], a.lender, a.debt_asset, a.borrowed)
     job = (pool, a.account, a.collateral_asset, a.collateral_token, a.repay, a.withdraw, (path, a.min_out),
            a.min_hf_wad, a.max_hf_wad)  # fmt: skip
     data = fn("Deleverager", "deleverageAave").encode(loan, job)

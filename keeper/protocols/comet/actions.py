@@ -127,7 +127,7 @@ class FlashAbsorb(OnAccounts):
     base_symbol: str
     liquidator: str
     lender: str
-    """The Uniswap v3 pool lending the base asset (Comet has no flash loans)."""
+    """The Uniswap v3 pool or Morpho Blue lending the base asset (Comet has no flash loans)."""
     borrowed: int
     expected_fee: int
     buys: tuple[FlashBuy, ...]
@@ -138,6 +138,8 @@ class FlashAbsorb(OnAccounts):
     expected_gross_base: int
     """expected_net in price units."""
     expected_gas_base: int
+    lender_source: str = "uniswap"
+    """'uniswap' or 'morpho' (the Morpho contract's free flashLoan)."""
 
     health_after = float("nan")
     reaches_target = True

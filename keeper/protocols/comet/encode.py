@@ -7,6 +7,7 @@ from keeper.protocols.comet.actions import Absorb, BuyCollateral, FlashAbsorb
 from keeper.protocols.comet.math import ABI
 from keeper.sources.abi import fn
 from keeper.strategy.actions import Action, Deleverage, Protect
+from keeper.strategy.flash import LOAN_SOURCES
 
 
 def encode(comet: str, absorber: str, action: Action) -> tuple[TxRequest, Approval | None]:
@@ -25,7 +26,7 @@ def encode(comet: str, absorber: str, action: Action) -> tuple[TxRequest, Approv
         return TxRequest(comet, data, desc), (action.base_token, comet, action.base_amount)
     if isinstance(action, Deleverage):
         a = action
-        loan = (0, a.lender, a.debt_asset, a.borrowed)
+        loan = (LOAN_SOURCES[a.lender_source], a.lender, a.debt_asset, a.borrowed)
         path = bytes.fromhex(a.path[2:]) if a.path else b""
         sale = (path, a.min_out)
         work = (comet, a.account, a.collateral_asset, a.repay, a.withdraw, sale, a.min_hf_wad, a.max_hf_wad)
@@ -36,7 +37,7 @@ def encode(comet: str, absorber: str, action: Action) -> tuple[TxRequest, Approv
         )
         return TxRequest(a.deleverager, fn("Deleverager", "deleverageComet").encode(loan, work), desc), None
     if isinstance(action, FlashAbsorb):
-        loan = (0, action.lender, action.base_token, action.borrowed)  # 0: a Uniswap v3 pool's flash
+        loan = (LOAN_SOURCES[action.lender_source], action.lender, action.base_token, action.borrowed)
         sales = [(bytes.fromhex(b.path[2:]), b.min_out) for b in action.buys]
         job = (
             comet,

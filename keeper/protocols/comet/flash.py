@@ -82,9 +82,9 @@ def decide_flash_comet(
         return LiquidationPlan((), _skips(targets, m, why))
     borrowed = sum(b.base_amount for b in buys)
     lender = pick_lender(ctx, m.base_token, borrowed, frozenset(pools))
-    if lender is None or lender.source != "uniswap":
-        return LiquidationPlan((), _skips(targets, m, f"flash: no Uniswap v3 pool off the sale paths lends {borrowed} "
-                                                      f"{m.base_symbol}"))  # fmt: skip
+    if lender is None or lender.source == "aave":
+        return LiquidationPlan((), _skips(targets, m, f"flash: no Uniswap v3 pool off the sale paths or Morpho lends "
+                                                      f"{borrowed} {m.base_symbol}"))  # fmt: skip
     fee = flash_fee(lender, borrowed)
     net = sum(b.expected_out for b in buys) - borrowed - fee
     net_base = net * m.base_price // m.base_scale
@@ -100,6 +100,7 @@ def decide_flash_comet(
         liquidator=ctx.liquidator,
         lender=lender.address,
         borrowed=borrowed,
+        lender_source=lender.source,
         expected_fee=fee,
         buys=tuple(buys),
         expected_base_paid_out=paid,
