@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -307,15 +307,14 @@ def _land(
     _, action = b.pending
     b.pending = None
     if action.kind == "deleverage":
-        assert not isinstance(action, Protect)
-        landed = dex.land(action, b.pos, market, list(mkt), sc.knobs)
+        landed = dex.land(cast(Deleverage, action), b.pos, market, list(mkt), sc.knobs)
         if landed is None:  # refused by its simulation: nothing sent, decided again next row
             b.out.reverted += 1
             return
         b.pos = landed.pos
         b.out.sale_cost_usd += landed.cost_usd
     else:
-        assert isinstance(action, Protect)
+        action = cast(Protect, action)
         i = market.index_of(action.asset)
         if action.kind == "repay":
             b.pos = aave.after_repay(b.pos, market, i, action.amount)
