@@ -77,9 +77,9 @@ def deleverage_problems(p: ProtectSettings, f: FlashSettings | None, where: str)
     if asked and not p.deleverager:
         errors.append(f"{where}: [protect] prefer lists 'deleverage': [protect] deleverager is required "
                       "(deploy one: keeper deploy-deleverager)")  # fmt: skip
-    if p.deleverager:
+    if p.deleverager and f is not None:  # None: [flash] itself is invalid (reported on its own)
         for key in ("factory", "quoter"):
-            if f is None or not getattr(f, key):
+            if not getattr(f, key):
                 errors.append(f"{where}: [flash] {key}: required with [protect] deleverager (its sales are quoted)")
     if not 0 < p.deleverage_tolerance < p.target_hf - 1.0:
         errors.append(f"{where}: [protect] deleverage_tolerance: above 0 and below target_hf - 1 "

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
             "--protected",
             "1",
             "--rates",
-            "0,0.2",
+            "0.2",
             "--endpoints",
             "1",
         ],

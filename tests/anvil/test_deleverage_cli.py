@@ -82,6 +82,7 @@ async def test_deploy_grant_deleverage_and_revoke_from_the_cli(anvil, tmp_path):
 
     r = keeper_cli("protect-setup", "--network", "local", "--revoke", "--send", env={**keyed, **protect})
     assert r.returncode == 0 and "status 1" in r.stdout, r.stdout + r.stderr
-    r = keeper_cli("status", "--network", "local", env=watching)
-    assert "aWETH approval missing" in r.stdout, r.stdout
+    a_weth = next(line.split(" to ")[1].split()[0] for line in r.stdout.splitlines() if "revoke: from" in line)
+    erc20 = w3.eth.contract(address=a_weth, abi=artifacts()["contracts"]["MintableERC20"]["abi"])
+    assert await erc20.functions.allowance(me, found.group(1)).call() == 0
     print(line)
