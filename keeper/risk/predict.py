@@ -173,9 +173,38 @@ def first_passage(hf: F64 | float, sigma: F64 | float, horizon_s: float, drift: 
     return np.asarray(np.clip(np.where(hf <= 1.0, 1.0, p), 0.0, 1.0))
 
 
+def _first_passage_one(hf: float, s: float, horizon_s: float) -> float:
+    """first_passage for one position (no drift), with the same operations in the same order on
+    float64 scalars: the same bits, without numpy's per-call overhead on 0-d arrays."""
+    if hf <= 1.0:
+        return 1.0
+    if not s > 0:
+        return 0.0
+    nu = -0.5 * s * s
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        b = -np.log(np.float64(hf))
+        st = s * math.sqrt(horizon_s)
+        low = 0.5 * math.erfc(-((b - nu * horizon_s) / st) / _SQRT2)
+        high = 0.5 * math.erfc(-((b + nu * horizon_s) / st) / _SQRT2)
+        p = float(low + np.exp(2 * nu * b / (s * s)) * high)
+    if math.isnan(p):
+        return 0.0
+    return min(max(p, 0.0), 1.0)
+
+
 def health_for_probability(sigma: F64 | float, horizon_s: float, probability: float) -> F64:
     """The health factor at which first_passage(., sigma, horizon) equals `probability` (bisection
     in ln HF): below it the chance of liquidation within the horizon is higher."""
+    if np.ndim(sigma) == 0:  # one position (the trigger): scalar arithmetic, same result
+        one = float(sigma)
+        lo_, hi_ = 0.0, max(one * math.sqrt(horizon_s) * 12.0, 1e-9)
+        for _ in range(80):
+            mid_ = (lo_ + hi_) / 2
+            if _first_passage_one(float(np.exp(np.float64(mid_))), one, horizon_s) > probability:
+                lo_ = mid_
+            else:
+                hi_ = mid_
+        return np.asarray(np.exp(np.float64(hi_)))
     s = np.asarray(sigma, dtype=float)
     lo = np.zeros_like(s)
     hi = np.maximum(s * math.sqrt(horizon_s) * 12.0, 1e-9)

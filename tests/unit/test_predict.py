@@ -193,3 +193,22 @@ def test_next_oracle_answer_follows_deviation_and_heartbeat() -> None:
     assert nxt.tolist() == [1980.0, 1.0, 58_000.0, 100.0]
     _, calm = pr.next_oracle_answer(oracle[:1], np.array([1995.0]), updated[:1], 1500.0, np.array([0.005]), 3600)
     assert not calm[0]
+
+
+def test_the_one_position_target_search_is_bit_for_bit_the_array_one():
+    """The trigger's scalar fast path (no numpy overhead per bisection step) gives the very same
+    health factor as the array path, on random volatilities, horizons and probabilities."""
+    import random
+
+    from keeper.risk.predict import _first_passage_one, first_passage, health_for_probability
+
+    rng = random.Random(3)
+    for _ in range(2_000):
+        s = rng.choice([0.0, 10 ** rng.uniform(-6, -1)])
+        horizon = rng.choice([60.0, 300.0, 3_600.0, 86_400.0])
+        hf = rng.choice([0.9, 1.0, 1.0000001, rng.uniform(1.0, 3.0), rng.uniform(1, 50)])
+        assert _first_passage_one(hf, s, horizon) == float(first_passage(hf, s, horizon)), (hf, s, horizon)
+    for _ in range(300):
+        s, horizon, p = 10 ** rng.uniform(-6, -2), rng.choice([300.0, 3_600.0]), rng.choice([0.01, 0.001, 0.05])
+        one = float(health_for_probability(s, horizon, p))
+        assert one == float(health_for_probability(np.array([s]), horizon, p)[0]), (s, horizon, p)
