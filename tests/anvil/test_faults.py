@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from eth_account import Account
 from web3 import AsyncWeb3
@@ -58,7 +59,10 @@ async def test_kill_9_during_a_burst_loses_nothing_and_repeats_nothing(anvil, tm
                     cwd=ROOT,
                 )
                 if k < KILLS:
-                    await asyncio.sleep(rng.uniform(0.5, 4.0))
+                    if k % 3 == 2:  # every third run dies the moment a transaction is in flight
+                        await _until_in_flight(tmp_path / "journal.sqlite", time.time() + 6.0)
+                    else:
+                        await asyncio.sleep(rng.uniform(0.5, 4.0))
                     proc.send_signal(signal.SIGKILL)
                     kills_in_flight += proc.wait() == -signal.SIGKILL
                 else:  # the last run is left to finish
@@ -95,3 +99,19 @@ async def test_kill_9_during_a_burst_loses_nothing_and_repeats_nothing(anvil, tm
         "SELECT COUNT(*) FROM actions WHERE intent = 'Liquidate' AND state = 'confirmed'"
     ).fetchone()[0]
     assert confirmed_liquidations == USERS  # recorded by the run that sent it, or by the next one's recovery
+
+
+async def _until_in_flight(journal: Path, deadline: float) -> None:
+    """Wait until the journal holds a transaction signed or sent but not settled (or the deadline)."""
+    while time.time() < deadline:
+        try:
+            db = sqlite3.connect(journal, timeout=0.05)
+            try:
+                open_txs = db.execute("SELECT COUNT(*) FROM txs WHERE state IN ('signed', 'sent')").fetchone()[0]
+            finally:
+                db.close()
+            if open_txs:
+                return
+        except sqlite3.Error:
+            pass  # not created yet, or busy
+        await asyncio.sleep(0.02)
