@@ -134,6 +134,14 @@ class Leg:
     """(repaid, collateral taken) -> health factor afterwards (WAD), the market's integer math."""
 
 
+def quote_below_wad(ps: ProtectSettings) -> int:
+    """The health factor under which a protected position's sales are quoted each block: its
+    trigger in static mode (the lever acts only below it), the highest target the predictive
+    trigger may act for otherwise."""
+    top = ps.trigger_hf if ps.mode == "static" else max(ps.trigger_hf, ps.target_hf, ps.predictive.max_target_hf)
+    return int(top * WAD)
+
+
 def decide(
     account: str, legs: Sequence[Leg], hf_now: int, ctx: FlashContext, ps: ProtectSettings, target_wad: int
 ) -> Deleverage | None:

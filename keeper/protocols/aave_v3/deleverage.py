@@ -9,10 +9,10 @@ from dataclasses import replace
 
 from keeper.protocols.aave_v3.math import Market, Position, account_data, after_repay, collateral_balance, variable_debt
 from keeper.protocols.aave_v3.rounding import ray_div, ray_div_ceil
-from keeper.risk.intmath import MAX_UINT256, WAD
+from keeper.risk.intmath import MAX_UINT256
 from keeper.settings import ProtectSettings
 from keeper.strategy.actions import Deleverage
-from keeper.strategy.deleverage import Leg, decide
+from keeper.strategy.deleverage import Leg, decide, quote_below_wad
 from keeper.strategy.flash import Ask, FlashContext
 
 TRANSFER_MARGIN = 2
@@ -43,9 +43,9 @@ def _pairs(pos: Position, market: Market) -> Iterator[tuple[int, int]]:
 
 
 def _wanted(pos: Position, market: Market, ps: ProtectSettings) -> bool:
-    """Below what any trigger mode can act at (the predictive one may raise the target)."""
+    """Below where its trigger mode can act (keeper.strategy.deleverage.quote_below_wad)."""
     hf = account_data(pos, market).health_factor_wad
-    return hf != MAX_UINT256 and hf < int(max(ps.trigger_hf, ps.target_hf, ps.predictive.max_target_hf) * WAD)
+    return hf != MAX_UINT256 and hf < quote_below_wad(ps)
 
 
 def deleverage_asks(positions: Iterable[Position], market: Market, ps: ProtectSettings) -> list[Ask]:

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from keeper.protocols.comet import math as comet
-from keeper.risk.intmath import MAX_UINT256, WAD
+from keeper.risk.intmath import MAX_UINT256
 from keeper.settings import ProtectSettings
 from keeper.strategy.actions import Deleverage
-from keeper.strategy.deleverage import Leg, decide
+from keeper.strategy.deleverage import Leg, decide, quote_below_wad
 from keeper.strategy.flash import Ask, FlashContext
 
 
@@ -35,7 +35,7 @@ def _usable(m: comet.CometMarket) -> bool:
 
 def _wanted(pos: comet.CometPosition, m: comet.CometMarket, ps: ProtectSettings) -> bool:
     hf = comet.health_factor_wad(pos, m)
-    return hf != MAX_UINT256 and hf < int(max(ps.trigger_hf, ps.target_hf, ps.predictive.max_target_hf) * WAD)
+    return hf != MAX_UINT256 and hf < quote_below_wad(ps)
 
 
 def deleverage_asks(positions: Iterable[comet.CometPosition], m: comet.CometMarket, ps: ProtectSettings) -> list[Ask]:
